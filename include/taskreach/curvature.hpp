@@ -1,0 +1,69 @@
+#pragma once
+// Curvature spectrum and log-determinant: a PETSc MATSHELL over a distributed Vec, SLEPc
+// for the top-k eigenpairs, deflated stochastic Lanczos quadrature for log det(I + cA).
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace taskreach {
+
+// A symmetric PSD operator on R^d given as a sum over the ranks' data shards.
+class CurvatureOperator {
+ public:
+  virtual ~CurvatureOperator() = default;
+  virtual int64_t dim() const = 0;
+  // out = this rank's contribution to A v; v and out have length dim().
+  virtual void apply_shard(const double* v, double* out) = 0;
+};
+
+struct SpectrumOptions {
+  int64_t top_k = 10;
+  int64_t probes = 16;
+  int64_t lanczos_steps = 30;
+  double c = 1.0;              // log det(I + c·A)
+  uint64_t seed = 1;           // probes: counter-based, keyed by (seed, probe, index)
+  double eps_tol = 1e-10;
+  std::string prefix = "curv_";  // options prefix for the EPS
+};
+
+struct SpectrumResult {
+  std::vector<double> eigenvalues;   // top-k of A, descending
+  std::vector<double> residuals;     // ‖A v − λ v‖ per pair (v unit)
+  double logdet_top = 0.0;           // Σ_k log(1 + c λ_k)
+  std::vector<double> probe_values;  // q_p: SLQ estimate of log det on the complement, per probe
+  std::vector<double> probe_values_half;  // the same probes at m/2 Lanczos steps
+  double logdet = 0.0;               // logdet_top + mean(q_p)
+  double logdet_stderr = 0.0;        // std(q_p)/√P
+  double quadrature_change = 0.0;    // |mean q(m) − mean q(m/2)|
+  int64_t requested = 0, converged = 0;  // eigenpairs asked of the EPS and converged
+  int64_t products = 0;              // operator applications
+  double seconds = 0.0;
+};
+
+// Runs EPS then deflated SLQ on the operator distributed over `comm` (collective).
+SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const SpectrumOptions& opt);
+
+// A v through the distributed MATSHELL over `comm` (collective); every rank gets all of A v.
+std::vector<double> apply_distributed(MPI_Comm comm, CurvatureOperator& op, const std::vector<double>& v);
+
+// One Rademacher entry (±1) of probe p at global index i: the same for any rank layout.
+double rademacher(uint64_t seed, uint64_t probe, uint64_t index);
+
+// Gauss quadrature of f(θ) = log(1 + cθ) over Lanczos tridiagonals (Kokkos kernel, batched):
+// alpha is [P][m], beta [P][m-1] (rows of unequal length padded, lengths in `len`);
+// returns Σ_k τ_k² log(1 + c θ_k) per probe (to be scaled by ‖z‖²).
+std::vector<double> lanczos_quadrature(const std::vector<std::vector<double>>& alpha,
+                                       const std::vector<std::vector<double>>& beta, double c);
+
+// Eigenvalues and first eigenvector components of a symmetric tridiagonal (implicit QL).
+void tridiagonal_eigen(std::vector<double>& diag, std::vector<double> offdiag,
+                       std::vector<double>& first_components);
+
+}  // namespace taskreach
+
+namespace taskreach {
+std::string petsc_version();
+std::string slepc_version();
+}  // namespace taskreach

@@ -1,0 +1,200 @@
+// taskreach: run / validate / info. MPI, then SLEPc (PETSc), then Kokkos are initialised
+// here and finalised in reverse; MPI_COMM_WORLD is named in this file only.
+#include <hdf5.h>
+#include <mpi.h>
+#include <slepcsys.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <Kokkos_Core.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "taskreach/config.hpp"
+#include "taskreach/curvature.hpp"
+#include "taskreach/data.hpp"
+#include "taskreach/io.hpp"
+#include "taskreach/schedule.hpp"
+#include "taskreach/train.hpp"
+
+namespace fs = std::filesystem;
+using namespace taskreach;
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// PETSc/SLEPc options (-name [value]) go to PETSc's options database; the rest to CLI11.
+// A single-dash word longer than two characters is a PETSc option; the word after it is its
+// value unless it starts with '-' or is the job file / a subcommand the user gave first.
+void split_args(int argc, char** argv, std::vector<std::string>& ours, std::vector<char*>& petsc) {
+  petsc.push_back(argv[0]);
+  ours.push_back(argv[0]);
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.size() > 2 && a[0] == '-' && a[1] != '-') {
+      petsc.push_back(argv[i]);
+      if (i + 1 < argc && argv[i + 1][0] != '-' && !ends_with(argv[i + 1], ".toml") &&
+          !ends_with(argv[i + 1], ".h5"))
+        petsc.push_back(argv[++i]);
+    } else {
+      ours.push_back(a);
+    }
+  }
+  petsc.push_back(nullptr);
+}
+
+std::string hdf5_version() {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  return std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
+}
+
+int threads_from_env() {
+  const char* v = std::getenv("OMP_NUM_THREADS");
+  return v ? std::max(1, std::atoi(v)) : 1;
+}
+
+// Loads the job and its data on every rank; an input error on any rank is reported once
+// and every rank returns false, so no rank is left waiting in a collective.
+bool load_everywhere(MPI_Comm world, const std::string& path, JobConfig& job, TaskSet& tasks) {
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+  std::string error;
+  try {
+    job = load_job(path);
+    tasks = build_tasks(job);
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  int bad = error.empty() ? 0 : 1, first_bad = bad ? rank : INT32_MAX;
+  MPI_Allreduce(MPI_IN_PLACE, &first_bad, 1, MPI_INT, MPI_MIN, world);
+  if (first_bad == INT32_MAX) return true;
+  if (rank == first_bad) std::cerr << "taskreach: error: " << error << std::endl;
+  return false;
+}
+
+// The output directory must exist and be writable before hours of work start.
+std::string check_output(const std::string& output) {
+  fs::path dir = fs::path(output).parent_path();
+  if (dir.empty()) dir = ".";
+  if (!fs::is_directory(dir)) return "--output " + output + ": directory " + dir.string() + " does not exist";
+  if (::access(dir.c_str(), W_OK) != 0) return "--output " + output + ": directory " + dir.string() + " is not writable";
+  return {};
+}
+
+int cmd_run(MPI_Comm world, const std::string& job_path, std::string output) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(world, &rank);
+  MPI_Comm_size(world, &size);
+  JobConfig job;
+  TaskSet tasks;
+  if (!load_everywhere(world, job_path, job, tasks)) return 2;
+  if (output.empty()) output = fs::path(job_path).stem().string() + ".h5";
+  if (std::string err = check_output(output); !err.empty()) {
+    if (rank == 0) std::cerr << "taskreach: error: " << err << std::endl;
+    return 2;
+  }
+  Plan plan = make_plan(job, tasks);
+  if (rank == 0) std::cout << describe_plan(job, tasks, plan, size) << std::flush;
+  RunOutput out = run_reachability(world, job, tasks, plan, rank == 0 ? &std::cout : nullptr);
+  out.attrs_str["version"] = TASKREACH_VERSION;
+  out.attrs_str["petsc"] = petsc_version();
+  out.attrs_str["slepc"] = slepc_version();
+  out.attrs_str["hdf5"] = hdf5_version();
+  out.attrs_str["kokkos"] = std::to_string(KOKKOS_VERSION);
+  write_output(world, output, out);
+  if (rank == 0) std::cout << "result: " << fs::absolute(output).string() << "\n" << format_info(out) << std::flush;
+  return 0;
+}
+
+int cmd_validate(MPI_Comm world, const std::string& job_path) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(world, &rank);
+  MPI_Comm_size(world, &size);
+  JobConfig job;
+  TaskSet tasks;
+  if (!load_everywhere(world, job_path, job, tasks)) return 2;
+  Plan plan = make_plan(job, tasks);
+  if (rank == 0) std::cout << describe_plan(job, tasks, plan, size) << "valid\n";
+  return 0;
+}
+
+int cmd_info(MPI_Comm world, const std::string& path) {
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+  if (rank != 0) return 0;
+  std::cout << format_info(read_output(path));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  MPI_Comm world = MPI_COMM_WORLD;
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+
+  std::vector<std::string> ours;
+  std::vector<char*> petsc_argv;
+  split_args(argc, argv, ours, petsc_argv);
+
+  CLI::App app{"taskreach: how hard is it to learn task A starting from task B?"};
+  app.set_version_flag("--version", std::string("taskreach ") + TASKREACH_VERSION);
+  app.require_subcommand(1);
+  std::string job_path, output, result_path;
+  auto* run = app.add_subcommand("run", "compute C_beta of every task and union, and R(i|j)");
+  run->add_option("job", job_path, "job file (TOML)")->required();
+  run->add_option("-o,--output", output, "result file (HDF5); default JOBNAME.h5 in the current directory");
+  auto* validate = app.add_subcommand("validate", "parse the job, load its data, print the plan and its size");
+  validate->add_option("job", job_path, "job file (TOML)")->required();
+  auto* info = app.add_subcommand("info", "print a result file's matrices and summary");
+  info->add_option("result", result_path, "result file (HDF5)")->required();
+  app.footer("PETSc/SLEPc options (e.g. -curv_eps_type lanczos -curv_eps_tol 1e-8) are passed through.");
+
+  int rc = 0;
+  std::vector<const char*> cli_argv;
+  for (const auto& s : ours) cli_argv.push_back(s.c_str());
+  try {
+    app.parse(static_cast<int>(cli_argv.size()), cli_argv.data());
+  } catch (const CLI::ParseError& e) {
+    rc = rank == 0 ? app.exit(e) : (e.get_exit_code() ? e.get_exit_code() : 0);
+    MPI_Finalize();
+    return rc;
+  }
+
+  int petsc_argc = static_cast<int>(petsc_argv.size()) - 1;
+  char** pargv = petsc_argv.data();
+  if (SlepcInitialize(&petsc_argc, &pargv, nullptr, nullptr)) {
+    std::cerr << "taskreach: error: SLEPc initialisation failed\n";
+    MPI_Abort(world, 1);
+  }
+  {
+    Kokkos::ScopeGuard kokkos;
+    set_threads(threads_from_env());
+    try {
+      if (*run) rc = cmd_run(world, job_path, output);
+      else if (*validate) rc = cmd_validate(world, job_path);
+      else if (*info) rc = cmd_info(world, result_path);
+    } catch (const InputError& e) {
+      std::cerr << "taskreach: error: " << e.what() << std::endl;
+      rc = 2;
+    } catch (const IoError& e) {
+      if (rank == 0) std::cerr << "taskreach: error: " << e.what() << std::endl;
+      rc = 3;
+    } catch (const std::exception& e) {
+      // A failure inside a collective phase: other ranks may be waiting in it.
+      std::cerr << "taskreach: error (rank " << rank << "): " << e.what() << std::endl;
+      MPI_Abort(world, 1);
+    }
+  }
+  SlepcFinalize();
+  MPI_Finalize();
+  return rc;
+}

@@ -1,0 +1,317 @@
+// Job file parsing: strict (unknown keys are errors), every message one line naming the
+// file and the field.
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "taskreach/config.hpp"
+
+namespace taskreach {
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw InputError(file_ + ": " + field + ": " + what);
+  }
+
+  // Rejects keys of `table` not in `allowed`.
+  void only(const toml::table& table, const std::string& where,
+            std::initializer_list<const char*> allowed) const {
+    std::set<std::string> ok(allowed.begin(), allowed.end());
+    for (const auto& [key, node] : table) {
+      std::string k(key.str());
+      if (!ok.count(k)) {
+        std::string list;
+        for (const auto& a : ok) list += (list.empty() ? "" : ", ") + a;
+        fail(join(where, k), "unknown key; expected one of: " + list);
+      }
+    }
+  }
+
+  static std::string join(const std::string& where, const std::string& key) {
+    return where.empty() ? key : where + "." + key;
+  }
+
+  template <typename T>
+  void get(const toml::table& t, const std::string& where, const char* key, T& out) const {
+    const toml::node* n = t.get(key);
+    if (!n) return;
+    if constexpr (std::is_same_v<T, std::string>) {
+      auto v = n->value<std::string>();
+      if (!v || !n->is_string()) fail(join(where, key), "expected a string");
+      out = *v;
+    } else if constexpr (std::is_same_v<T, double>) {
+      auto v = n->value<double>();
+      if (!v || !(n->is_floating_point() || n->is_integer())) fail(join(where, key), "expected a number");
+      out = *v;
+    } else if constexpr (std::is_same_v<T, uint64_t>) {
+      auto v = n->value<int64_t>();
+      if (!v || !n->is_integer() || *v < 0) fail(join(where, key), "expected a non-negative integer");
+      out = static_cast<uint64_t>(*v);
+    } else {
+      auto v = n->value<int64_t>();
+      if (!v || !n->is_integer()) fail(join(where, key), "expected an integer");
+      out = *v;
+    }
+  }
+
+  std::vector<int64_t> ints(const toml::table& t, const std::string& where, const char* key) const {
+    std::vector<int64_t> out;
+    const toml::node* n = t.get(key);
+    if (!n) return out;
+    const toml::array* a = n->as_array();
+    if (!a) fail(join(where, key), "expected an array of integers");
+    for (const auto& e : *a) {
+      if (!e.is_integer()) fail(join(where, key), "expected an array of integers");
+      out.push_back(*e.value<int64_t>());
+    }
+    return out;
+  }
+
+  const toml::table* table(const toml::table& t, const std::string& where, const char* key) const {
+    const toml::node* n = t.get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) fail(join(where, key), "expected a table");
+    return n->as_table();
+  }
+
+  void positive(const std::string& field, double v) const {
+    if (!(v > 0)) fail(field, "expected a positive value, got " + num(v));
+  }
+  void at_least(const std::string& field, int64_t v, int64_t lo) const {
+    if (v < lo) fail(field, "expected an integer >= " + std::to_string(lo) + ", got " + std::to_string(v));
+  }
+  static std::string num(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  }
+
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+};
+
+void parse_transform(const Reader& r, const toml::table& t, const std::string& where,
+                     TransformConfig& tr) {
+  r.only(t, where, {"type", "classes", "sigma", "n"});
+  r.get(t, where, "type", tr.type);
+  if (tr.type == "class_subset") {
+    tr.classes = r.ints(t, where, "classes");
+    if (tr.classes.empty()) r.fail(where + ".classes", "expected a non-empty array of class labels");
+  } else if (tr.type == "blur") {
+    if (!t.get("sigma")) r.fail(where + ".sigma", "missing; expected the blur width in pixels");
+    r.get(t, where, "sigma", tr.sigma);
+    r.positive(where + ".sigma", tr.sigma);
+  } else if (tr.type == "subsample") {
+    if (!t.get("n")) r.fail(where + ".n", "missing; expected the number of samples to keep");
+    r.get(t, where, "n", tr.n);
+    r.at_least(where + ".n", tr.n, 1);
+  } else if (tr.type == "invert") {
+  } else {
+    r.fail(where + ".type", "unknown transform '" + tr.type +
+                                "', expected one of: class_subset, invert, blur, subsample");
+  }
+  // A key that belongs to another transform type is a mistake worth catching.
+  auto stray = [&](const char* key, bool allowed) {
+    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of transform '" + tr.type + "'");
+  };
+  stray("classes", tr.type == "class_subset");
+  stray("sigma", tr.type == "blur");
+  stray("n", tr.type == "subsample");
+}
+
+}  // namespace
+
+std::string expand_env(const std::string& s, const std::string& where) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
+      size_t end = s.find('}', i + 2);
+      if (end == std::string::npos) throw InputError(where + ": unterminated ${ in '" + s + "'");
+      std::string name = s.substr(i + 2, end - i - 2);
+      const char* v = std::getenv(name.c_str());
+      if (!v) throw InputError(where + ": environment variable " + name + " is not set (used in '" + s + "')");
+      out += v;
+      i = end;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+double JobConfig::logdet_c() const {
+  // C_β: c = λ²/β keeps the ½ of E_q[L] ≈ L(w*) + ½tr(HΣ); the seed's eq. 3 prints 2λ²/β.
+  const double c = complexity.lambda2 / complexity.beta;
+  return complexity.logdet_scale == "paper" ? 2.0 * c : c;
+}
+
+JobConfig load_job(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open the job file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_job(ss.str(), path);
+}
+
+JobConfig parse_job(const std::string& text, const std::string& path) {
+  Reader r(path);
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    throw InputError(path + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) +
+                     ": TOML syntax error: " + std::string(e.description()));
+  }
+  JobConfig job;
+  job.path = path;
+  job.text = text;
+  r.only(root, "", {"name", "seed", "ranks_per_task", "n_per_task", "model", "train",
+                    "complexity", "sources", "tasks"});
+  r.get(root, "", "name", job.name);
+  r.get(root, "", "seed", job.seed);
+  r.get(root, "", "ranks_per_task", job.ranks_per_task);
+  r.at_least("ranks_per_task", job.ranks_per_task, 1);
+  r.get(root, "", "n_per_task", job.n_per_task);
+  r.at_least("n_per_task", job.n_per_task, 0);
+
+  if (const auto* m = r.table(root, "", "model")) {
+    r.only(*m, "model", {"arch", "hidden"});
+    r.get(*m, "model", "arch", job.model.arch);
+    if (m->get("hidden")) job.model.hidden = r.ints(*m, "model", "hidden");
+    if (job.model.arch != "mlp" && job.model.arch != "linear")
+      r.fail("model.arch", "unknown architecture '" + job.model.arch + "', expected one of: linear, mlp");
+    for (auto h : job.model.hidden) r.at_least("model.hidden", h, 1);
+    if (job.model.arch == "linear") job.model.hidden.clear();
+  }
+  if (const auto* t = r.table(root, "", "train")) {
+    auto& c = job.train;
+    r.only(*t, "train", {"epochs", "batch_size", "lr", "momentum", "weight_decay", "dtype",
+                         "grad_tol", "polish_iters", "seeds"});
+    r.get(*t, "train", "epochs", c.epochs);
+    r.at_least("train.epochs", c.epochs, 0);
+    r.get(*t, "train", "batch_size", c.batch_size);
+    r.at_least("train.batch_size", c.batch_size, 1);
+    r.get(*t, "train", "lr", c.lr);
+    r.positive("train.lr", c.lr);
+    r.get(*t, "train", "momentum", c.momentum);
+    if (c.momentum < 0 || c.momentum >= 1) r.fail("train.momentum", "expected a value in [0, 1)");
+    if (const toml::node* wd = t->get("weight_decay")) {
+      if (wd->is_string()) {
+        if (*wd->value<std::string>() != "auto")
+          r.fail("train.weight_decay", "expected \"auto\" or a non-negative number");
+      } else {
+        c.weight_decay_auto = false;
+        r.get(*t, "train", "weight_decay", c.weight_decay);
+        if (c.weight_decay < 0) r.fail("train.weight_decay", "expected \"auto\" or a non-negative number");
+      }
+    }
+    r.get(*t, "train", "dtype", c.dtype);
+    if (c.dtype != "float32" && c.dtype != "float64")
+      r.fail("train.dtype", "expected \"float32\" or \"float64\", got '" + c.dtype + "'");
+    r.get(*t, "train", "grad_tol", c.grad_tol);
+    r.positive("train.grad_tol", c.grad_tol);
+    r.get(*t, "train", "polish_iters", c.polish_iters);
+    r.at_least("train.polish_iters", c.polish_iters, 0);
+    r.get(*t, "train", "seeds", c.seeds);
+    r.at_least("train.seeds", c.seeds, 1);
+  }
+  if (const auto* t = r.table(root, "", "complexity")) {
+    auto& c = job.complexity;
+    r.only(*t, "complexity", {"beta", "lambda2", "logdet_scale", "curvature", "top_k", "probes",
+                              "lanczos_steps", "batch_size", "eps_tol"});
+    r.get(*t, "complexity", "beta", c.beta);
+    r.positive("complexity.beta", c.beta);
+    r.get(*t, "complexity", "lambda2", c.lambda2);
+    r.positive("complexity.lambda2", c.lambda2);
+    r.get(*t, "complexity", "logdet_scale", c.logdet_scale);
+    if (c.logdet_scale != "laplace" && c.logdet_scale != "paper")
+      r.fail("complexity.logdet_scale", "expected \"laplace\" or \"paper\", got '" + c.logdet_scale + "'");
+    r.get(*t, "complexity", "curvature", c.curvature);
+    if (c.curvature != "ggn" && c.curvature != "hessian")
+      r.fail("complexity.curvature", "expected \"ggn\" or \"hessian\", got '" + c.curvature + "'");
+    r.get(*t, "complexity", "top_k", c.top_k);
+    r.at_least("complexity.top_k", c.top_k, 1);
+    r.get(*t, "complexity", "probes", c.probes);
+    r.at_least("complexity.probes", c.probes, 2);
+    r.get(*t, "complexity", "lanczos_steps", c.lanczos_steps);
+    r.at_least("complexity.lanczos_steps", c.lanczos_steps, 2);
+    r.get(*t, "complexity", "batch_size", c.batch_size);
+    r.at_least("complexity.batch_size", c.batch_size, 1);
+    r.get(*t, "complexity", "eps_tol", c.eps_tol);
+    r.positive("complexity.eps_tol", c.eps_tol);
+  }
+
+  const toml::node* srcs = root.get("sources");
+  if (!srcs || !srcs->is_array_of_tables() || srcs->as_array()->empty())
+    r.fail("sources", "expected at least one [[sources]] table");
+  std::set<std::string> source_names;
+  int k = 0;
+  for (const auto& node : *srcs->as_array()) {
+    const std::string where = "sources[" + std::to_string(k++) + "]";
+    const auto& t = *node.as_table();
+    SourceConfig s;
+    r.only(t, where, {"name", "format", "train_images", "train_labels", "test_images",
+                      "test_labels", "label_space"});
+    r.get(t, where, "name", s.name);
+    if (s.name.empty()) r.fail(where + ".name", "missing; expected a source name");
+    if (!source_names.insert(s.name).second) r.fail(where + ".name", "duplicate source name '" + s.name + "'");
+    r.get(t, where, "format", s.format);
+    if (s.format != "idx") r.fail(where + ".format", "unknown format '" + s.format + "', expected one of: idx");
+    for (auto [key, field] : {std::pair{"train_images", &s.train_images}, {"train_labels", &s.train_labels},
+                              {"test_images", &s.test_images}, {"test_labels", &s.test_labels}}) {
+      r.get(t, where, key, *field);
+      *field = expand_env(*field, path + ": " + where + "." + key);
+    }
+    for (auto [key, field] : {std::pair{"train_images", &s.train_images}, {"train_labels", &s.train_labels}}) {
+      if (field->empty()) r.fail(where + "." + key, "missing; expected a path to an IDX file");
+      if (!std::ifstream(*field)) r.fail(where + "." + key, "cannot open '" + *field + "' (file missing or unreadable)");
+    }
+    r.get(t, where, "label_space", s.label_space);
+    job.sources.push_back(std::move(s));
+  }
+
+  const toml::node* tasks = root.get("tasks");
+  if (!tasks || !tasks->is_array_of_tables() || tasks->as_array()->empty())
+    r.fail("tasks", "expected at least one [[tasks]] table");
+  std::set<std::string> task_names;
+  k = 0;
+  for (const auto& node : *tasks->as_array()) {
+    const std::string where = "tasks[" + std::to_string(k++) + "]";
+    const auto& t = *node.as_table();
+    TaskConfig task;
+    r.only(t, where, {"name", "source", "transforms"});
+    r.get(t, where, "name", task.name);
+    if (task.name.empty()) r.fail(where + ".name", "missing; expected a task name");
+    if (task.name.find_first_of("/+") != std::string::npos)
+      r.fail(where + ".name", "'" + task.name + "' may not contain '/' or '+'");
+    if (!task_names.insert(task.name).second) r.fail(where + ".name", "duplicate task name '" + task.name + "'");
+    r.get(t, where, "source", task.source);
+    if (!source_names.count(task.source)) r.fail(where + ".source", "unknown source '" + task.source + "'");
+    if (const toml::node* trs = t.get("transforms")) {
+      const toml::array* a = trs->as_array();
+      if (!a) r.fail(where + ".transforms", "expected an array of inline tables");
+      int q = 0;
+      for (const auto& e : *a) {
+        const std::string tw = where + ".transforms[" + std::to_string(q++) + "]";
+        if (!e.is_table()) r.fail(tw, "expected an inline table such as { type = \"invert\" }");
+        TransformConfig tr;
+        parse_transform(r, *e.as_table(), tw, tr);
+        task.transforms.push_back(tr);
+      }
+    }
+    job.tasks.push_back(std::move(task));
+  }
+  return job;
+}
+
+}  // namespace taskreach

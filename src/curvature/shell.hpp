@@ -1,0 +1,34 @@
+#pragma once
+// Internal: the curvature operator as a PETSc MATSHELL over a distributed Vec.
+#include "petsc.hpp"
+#include "taskreach/curvature.hpp"
+
+#include <vector>
+
+namespace taskreach::detail {
+
+// MatMult gathers x to every rank (scatter created once), applies the rank's shard of
+// the operator and reduce-scatters the partial products back into y's layout.
+class ShellOperator {
+ public:
+  ShellOperator(MPI_Comm comm, CurvatureOperator& op);
+  ShellOperator(const ShellOperator&) = delete;
+  ShellOperator& operator=(const ShellOperator&) = delete;
+  Mat mat() const { return mat_; }
+  Vec vec_like() const { return x_; }           // a distributed Vec of the operator's layout
+  int64_t products() const { return products_; }
+  double seconds() const { return seconds_; }
+
+ private:
+  static PetscErrorCode mult(Mat A, Vec x, Vec y);
+  CurvatureOperator& op_;
+  OwnedMat mat_;
+  OwnedVec x_, full_;
+  OwnedScatter to_all_;
+  std::vector<double> partial_;
+  std::vector<int> counts_;
+  int64_t products_ = 0;
+  double seconds_ = 0.0;
+};
+
+}  // namespace taskreach::detail

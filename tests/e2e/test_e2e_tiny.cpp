@@ -1,0 +1,99 @@
+// Invariants of jobs/tiny.toml's results on 1 and 2 ranks (written by the e2e_tiny_run tests).
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cmath>
+
+#include "taskreach/io.hpp"
+
+using namespace taskreach;
+
+namespace {
+const std::string kDir = TASKREACH_E2E_DIR;
+
+int64_t index_of(const RunOutput& r, const std::string& name) {
+  for (size_t i = 0; i < r.task_names.size(); ++i)
+    if (r.task_names[i] == name) return int64_t(i);
+  ADD_FAILURE() << "no task " << name;
+  return 0;
+}
+
+// Opens `path` in `file` and checks its rank, dimensions and type class/size.
+void expect_dataset(hid_t file, const std::string& path, std::vector<hsize_t> dims, H5T_class_t cls, size_t size) {
+  SCOPED_TRACE(path);
+  ASSERT_GT(H5Lexists(file, path.c_str(), H5P_DEFAULT), 0) << "missing";
+  hid_t d = H5Dopen2(file, path.c_str(), H5P_DEFAULT);
+  ASSERT_GE(d, 0);
+  hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+  std::vector<hsize_t> got(size_t(H5Sget_simple_extent_ndims(s)));
+  H5Sget_simple_extent_dims(s, got.data(), nullptr);
+  EXPECT_EQ(got, dims);
+  EXPECT_EQ(H5Tget_class(t), cls);
+  if (size) {
+    EXPECT_EQ(H5Tget_size(t), size);
+  }
+  H5Tclose(t);
+  H5Sclose(s);
+  H5Dclose(d);
+}
+}  // namespace
+
+TEST(E2ETiny, ReachabilityInvariantsHoldExactly) {
+  for (int np : {1, 2}) {
+    SCOPED_TRACE("np " + std::to_string(np));
+    RunOutput r = read_output(kDir + "/tiny_np" + std::to_string(np) + ".h5");
+    ASSERT_EQ(r.task_names.size(), 3u);
+    for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(r.R(i, i), 0.0) << "R(i|i) must be exactly 0";
+    const int64_t full = index_of(r, "mnist"), half = index_of(r, "mnist-half");
+    // mnist-half ⊆ mnist: the union is mnist itself, one job, so R(half|mnist) = 0 exactly.
+    EXPECT_EQ(r.R(half, full), 0.0);
+    EXPECT_EQ(r.unions_C(half, full), r.C[size_t(full)]);
+    EXPECT_GT(r.R(full, half), 3.0 * r.stderr_total(full, half));
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 3; ++j) {
+        EXPECT_TRUE(std::isfinite(r.R(i, j)));
+        EXPECT_DOUBLE_EQ(r.unions_C(i, j), r.unions_C(j, i));
+        EXPECT_NEAR(r.R(i, j), r.unions_C(i, j) - r.C[size_t(j)], 1e-9 * std::fabs(r.unions_C(i, j)));
+      }
+    for (const auto& job : r.jobs) EXPECT_EQ(job.status, "ok") << job.name << " " << job.record;
+    for (const auto& sp : r.spectra)
+      for (size_t k = 0; k < sp.eigenvalues.size(); ++k) EXPECT_LE(sp.residuals[k], 1e-6 * sp.eigenvalues[0]);
+  }
+}
+
+TEST(E2ETiny, OneAndTwoRanksAgreeWithinErrors) {
+  RunOutput a = read_output(kDir + "/tiny_np1.h5"), b = read_output(kDir + "/tiny_np2.h5");
+  ASSERT_EQ(a.task_names, b.task_names);
+  for (int64_t i = 0; i < 3; ++i) {
+    EXPECT_NEAR(a.C[size_t(i)], b.C[size_t(i)],
+                3.0 * std::hypot(a.logdet_stderr[size_t(i)], b.logdet_stderr[size_t(i)]) + 1e-3 * std::fabs(a.C[size_t(i)]));
+    for (int64_t j = 0; j < 3; ++j) {
+      const double tol = 3.0 * std::hypot(a.stderr_total(i, j), b.stderr_total(i, j));
+      EXPECT_LE(std::fabs(a.R(i, j) - b.R(i, j)), tol + 1e-12) << "R(" << i << "|" << j << ")";
+    }
+  }
+}
+
+TEST(E2ETiny, FileHasTheSchema) {
+  const std::string path = kDir + "/tiny_np2.h5";
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  const hsize_t N = 3;
+  expect_dataset(f, "/tasks/name", {N}, H5T_STRING, 0);
+  expect_dataset(f, "/tasks/num_samples", {N}, H5T_INTEGER, 8);
+  expect_dataset(f, "/tasks/num_classes", {N}, H5T_INTEGER, 8);
+  for (const char* c : {"C", "loss", "weight_norm2", "logdet", "logdet_stderr", "grad_norm"})
+    expect_dataset(f, std::string("/complexity/") + c, {N}, H5T_FLOAT, 8);
+  expect_dataset(f, "/unions/C", {N, N}, H5T_FLOAT, 8);
+  expect_dataset(f, "/unions/conflicts", {N, N}, H5T_INTEGER, 8);
+  for (const char* c : {"R", "R_per_sample", "stderr", "stderr_probe", "stderr_seed"})
+    expect_dataset(f, std::string("/reachability/") + c, {N, N}, H5T_FLOAT, 8);
+  expect_dataset(f, "/spectra/mnist/eigenvalues", {5}, H5T_FLOAT, 8);
+  for (const char* a : {"version", "config", "created", "mpi_ranks", "ranks_per_task", "beta", "lambda2",
+                        "logdet_scale", "curvature", "seeds", "torch", "petsc", "slepc", "hdf5", "mpi", "blas"})
+    EXPECT_GT(H5Aexists(f, a), 0) << "attribute " << a;
+  H5Fclose(f);
+  RunOutput r = read_output(path);
+  EXPECT_EQ(r.attrs_i64.at("mpi_ranks"), 2);
+  EXPECT_NE(r.attrs_str.at("config").find("name = \"tiny\""), std::string::npos);
+}

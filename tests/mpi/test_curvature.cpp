@@ -1,0 +1,184 @@
+// Curvature operator, SLEPc spectrum and SLQ log-det against dense references, and the same
+// numbers on 1 rank (MPI_COMM_SELF) and on every rank of the world (the _np_2 run).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "taskreach/curvature.hpp"
+#include "taskreach/data.hpp"
+#include "taskreach/train.hpp"
+
+using namespace taskreach;
+
+namespace {
+
+int world_rank() { int r; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
+int world_size() { int s; MPI_Comm_size(MPI_COMM_WORLD, &s); return s; }
+
+// 150 real Fashion-MNIST images average-pooled to 4×4 (d stays small enough for a dense
+// eigensolve); head of 12 rows of which 10 are the task's (rows 10, 11 masked).
+Task small_fashion_task() {
+  RawImages raw = read_idx_pair("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+                                "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz");
+  Task t;
+  t.name = "fashion4x4";
+  t.dim = 16;
+  const int64_t n = 150;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int by = 0; by < 4; ++by)
+      for (int bx = 0; bx < 4; ++bx) {
+        double s = 0;
+        for (int y = 0; y < 7; ++y)
+          for (int x = 0; x < 7; ++x) s += raw.pixels[size_t(i * 784 + (by * 7 + y) * 28 + bx * 7 + x)];
+        t.x.push_back(static_cast<float>(s / 49.0 / 255.0 * 3.0 - 1.0));
+      }
+    t.y.push_back(raw.labels[size_t(i)]);
+    t.keys.push_back({0, i, 0, raw.labels[size_t(i)]});
+  }
+  for (int64_t r = 0; r < 10; ++r) t.active_rows.push_back(r);
+  return t;
+}
+
+JobConfig small_job() {
+  JobConfig job;
+  job.train.epochs = 4;
+  job.train.batch_size = 32;
+  job.train.lr = 0.05;
+  job.train.dtype = "float64";
+  job.train.polish_iters = 50;
+  job.complexity.beta = 1.0;
+  job.complexity.lambda2 = 1.0;
+  return job;
+}
+
+// A fixed float64 checkpoint: trained on MPI_COMM_SELF, hence identical on every rank.
+struct Fixture {
+  Task task = small_fashion_task();
+  ModelShape shape;
+  std::vector<double> w;
+  Fixture(const std::string& arch, std::vector<int64_t> hidden) {
+    shape.arch = arch;
+    shape.in_dim = 16;
+    shape.hidden = std::move(hidden);
+    shape.k_tot = 12;
+    w = train_map(MPI_COMM_SELF, shape, task, small_job(), 11).weights;
+  }
+  // Dense d×d matrix of the operator, column by column, on one rank.
+  torch::Tensor dense(const std::string& kind) const {
+    TorchCurvature op(shape, w, task, 0, 1, kind, 64);
+    const int64_t d = op.dim();
+    auto G = torch::zeros({d, d}, torch::kDouble);
+    std::vector<double> e(static_cast<size_t>(d), 0.0), col(static_cast<size_t>(d));
+    for (int64_t k = 0; k < d; ++k) {
+      e[size_t(k)] = 1.0;
+      op.apply_shard(e.data(), col.data());
+      e[size_t(k)] = 0.0;
+      G.select(1, k).copy_(torch::from_blob(col.data(), {d}, torch::kDouble));
+    }
+    return G;
+  }
+};
+
+double max_abs(const std::vector<double>& a) {
+  double m = 0;
+  for (double x : a) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+}  // namespace
+
+TEST(Curvature, ProductsAgreeOnOneAndAllRanks) {
+  Fixture f("mlp", {6});
+  TorchCurvature self_op(f.shape, f.w, f.task, 0, 1, "ggn", 64);
+  TorchCurvature world_op(f.shape, f.w, f.task, world_rank(), world_size(), "ggn", 64);
+  std::vector<double> v(size_t(self_op.dim()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = rademacher(5, 0, i) * (1.0 + 0.01 * double(i % 7));
+  auto y1 = apply_distributed(MPI_COMM_SELF, self_op, v);
+  auto y2 = apply_distributed(MPI_COMM_WORLD, world_op, v);
+  const double scale = max_abs(y1);
+  ASSERT_GT(scale, 0.0);
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(y1[i], y2[i], 1e-10 * scale) << "entry " << i;
+}
+
+TEST(Curvature, GGNIsSymmetricPSDAndZeroOnMaskedRows) {
+  Fixture f("mlp", {6});
+  auto G = f.dense("ggn");
+  const double scale = G.abs().max().item<double>();
+  EXPECT_LE((G - G.t()).abs().max().item<double>(), 1e-12 * scale);
+  auto ev = torch::linalg::eigvalsh(G, "L");
+  EXPECT_GE(ev.min().item<double>(), -1e-10 * scale);
+  // Head rows 10 and 11 are outside the task's label space: no curvature there.
+  const int64_t d = G.size(0), hidden = 6;
+  const int64_t head_w0 = d - (12 * hidden + 12);
+  for (int64_t r : {10, 11}) {
+    for (int64_t l = 0; l < hidden; ++l) EXPECT_EQ(G[head_w0 + r * hidden + l].abs().max().item<double>(), 0.0);
+    EXPECT_EQ(G[d - 12 + r].abs().max().item<double>(), 0.0);
+  }
+}
+
+TEST(Curvature, LinearModelMatchesExplicitGaussNewtonAndHessian) {
+  // Softmax regression: G = Σ_i (diag p_i − p_i p_iᵀ) ⊗ x̃_i x̃_iᵀ with x̃ = [x; 1], and H = G.
+  Fixture f("linear", {});
+  const int64_t K = 12, in = 16, d = K * in + K;
+  auto X = torch::from_blob(f.task.x.data(), {f.task.size(), in}, torch::kFloat).to(torch::kDouble);
+  auto W = torch::from_blob(f.w.data(), {K, in}, torch::kDouble);
+  auto b = torch::from_blob(f.w.data() + K * in, {K}, torch::kDouble);
+  auto mask = torch::zeros({K}, torch::kBool);
+  mask.slice(0, 0, 10).fill_(true);
+  auto P = torch::softmax((X.matmul(W.t()) + b).masked_fill(mask.logical_not(), -INFINITY), 1);
+  auto Xa = torch::cat({X, torch::ones({X.size(0), 1}, torch::kDouble)}, 1);
+  auto Gk = torch::zeros({K * (in + 1), K * (in + 1)}, torch::kDouble);
+  for (int64_t i = 0; i < X.size(0); ++i) {
+    auto p = P[i];
+    auto M = torch::diag(p) - torch::outer(p, p);
+    Gk += torch::kron(M, torch::outer(Xa[i], Xa[i]));
+  }
+  // Reorder (k, l) with l = in meaning the bias into the parameter layout [W row-major, b].
+  std::vector<int64_t> perm;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t l = 0; l < in; ++l) perm.push_back(k * (in + 1) + l);
+  for (int64_t k = 0; k < K; ++k) perm.push_back(k * (in + 1) + in);
+  auto idx = torch::tensor(perm, torch::kLong);
+  auto G_ref = Gk.index_select(0, idx).index_select(1, idx);
+  ASSERT_EQ(G_ref.size(0), d);
+  const double scale = G_ref.abs().max().item<double>();
+  EXPECT_LE((f.dense("ggn") - G_ref).abs().max().item<double>(), 1e-10 * scale);
+  EXPECT_LE((f.dense("hessian") - G_ref).abs().max().item<double>(), 1e-10 * scale);
+}
+
+TEST(Curvature, SpectrumMatchesDenseEigensolveAndRanks) {
+  Fixture f("mlp", {6});
+  auto ev = std::get<0>(torch::linalg::eigh(f.dense("ggn"), "L"));
+  auto dense = ev.flip(0);  // descending
+  SpectrumOptions so;
+  so.top_k = 6;
+  so.probes = 24;
+  so.lanczos_steps = 40;
+  so.c = 1.0;
+  so.seed = 3;
+  TorchCurvature self_op(f.shape, f.w, f.task, 0, 1, "ggn", 64);
+  TorchCurvature world_op(f.shape, f.w, f.task, world_rank(), world_size(), "ggn", 64);
+  auto s1 = estimate_spectrum(MPI_COMM_SELF, self_op, so);
+  auto s2 = estimate_spectrum(MPI_COMM_WORLD, world_op, so);
+  ASSERT_EQ(s1.converged, 6);
+  ASSERT_EQ(s2.converged, 6);
+  const double lmax = dense[0].item<double>();
+  for (int k = 0; k < 6; ++k) {
+    const double ref = dense[k].item<double>();
+    EXPECT_NEAR(s1.eigenvalues[size_t(k)], ref, 1e-8 * std::fabs(ref)) << "pair " << k;
+    EXPECT_NEAR(s2.eigenvalues[size_t(k)], s1.eigenvalues[size_t(k)], 1e-8 * std::fabs(ref)) << "pair " << k;
+    EXPECT_LE(s1.residuals[size_t(k)], 1e-8 * lmax);
+    EXPECT_LE(s2.residuals[size_t(k)], 1e-8 * lmax);
+  }
+  // The same probes on any layout: the per-probe SLQ values agree too.
+  ASSERT_EQ(s1.probe_values.size(), s2.probe_values.size());
+  for (size_t p = 0; p < s1.probe_values.size(); ++p)
+    EXPECT_NEAR(s1.probe_values[p], s2.probe_values[p], 1e-6 * (1.0 + std::fabs(s1.probe_values[p])));
+  // Deflated SLQ against the exact log det(I + G).
+  const double exact = torch::log1p(ev.clamp_min(0.0)).sum().item<double>();
+  EXPECT_GT(s1.logdet_stderr, 0.0);
+  EXPECT_NEAR(s1.logdet, exact, 4.0 * s1.logdet_stderr + 1e-9 * exact);
+  EXPECT_LT(s1.quadrature_change, s1.logdet_stderr);
+}
