@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
   validate->add_option("job", job_path, "job file (TOML)")->required();
   auto* info = app.add_subcommand("info", "print a result file's matrices and summary");
   info->add_option("result", result_path, "result file (HDF5)")->required();
-  app.footer("PETSc/SLEPc options (e.g. -curv_eps_type lanczos -curv_eps_tol 1e-8) are passed through.");
+  app.footer("PETSc/SLEPc options (e.g. -curv_eps_type arnoldi -curv_eps_tol 1e-8) are passed through.");
 
   int rc = 0;
   std::vector<const char*> cli_argv;
