@@ -17,7 +17,7 @@ APT_PACKAGES=(
   libtrilinos-kokkos-dev
   libbenchmark-dev libgtest-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev zlib1g-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist python3-sklearn
   python3-h5py python3-numpy python3-scipy python3-matplotlib
   nodejs npm
 )

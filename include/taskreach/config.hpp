@@ -16,17 +16,35 @@ class InputError : public std::runtime_error {
 
 struct SourceConfig {
   std::string name;
-  std::string format;  // "idx"
-  std::string train_images, train_labels;  // paths after ${VAR} expansion
-  std::string test_images, test_labels;    // optional
+  std::string format;  // idx | cifar10 | cifar100 | csv
+  std::string train_images, train_labels;  // idx: paths after ${VAR} expansion
+  std::string test_images, test_labels;    // idx: optional
   std::string label_space;                 // defaults to the source name
+  // cifar10/cifar100: binary batch files; csv: text files (plain or gzip). Read in order as
+  // one split.
+  std::vector<std::string> train_files, test_files;
+  std::string cifar_label = "fine";       // cifar100: fine (100 classes) | coarse (20)
+  int64_t label_column = -1;              // csv: 0-based field; negative counts from the end
+  std::string label_format = "integer";   // csv: integer | letter (A..Z → 0..25, either case)
+  int64_t skip_rows = 0;                  // csv: header lines to skip
+  std::vector<int64_t> shape;             // csv: [C, H, W] of the features; default [1, 1, F]
+  double scale = 1.0;                     // csv: features are divided by it (to [0, 1])
+  int64_t num_classes = 0;                // declared classes; 0: the format's (or max label + 1)
+  double test_fraction = 0.0;             // no test split of its own: seeded held-out share
+  std::string fit = "resize";             // to the job's input_shape: resize (bilinear) | pad
+  bool transpose = false;                 // idx: images stored column-major (EMNIST)
 };
 
 struct TransformConfig {
-  std::string type;                 // class_subset | invert | blur | subsample
+  // class_subset | label_remap | random_labels | invert | blur | noise | subsample
+  std::string type;
   std::vector<int64_t> classes;     // class_subset
-  double sigma = 0.0;               // blur, in pixels
+  std::vector<int64_t> map;         // label_remap: class c → map[c]
+  double sigma = 0.0;               // blur: pixels; noise: std in units of the [0, 1] pixel
   int64_t n = 0;                    // subsample
+  double fraction = -1.0;           // random_labels: share of the task's samples (or count)
+  int64_t count = -1;               // random_labels: exact number of samples
+  uint64_t seed = 0;                // random_labels, noise: mixed with the job seed
 };
 
 struct TaskConfig {
@@ -72,6 +90,8 @@ struct JobConfig {
   uint64_t seed = 1;
   int64_t ranks_per_task = 1;
   int64_t n_per_task = 0;  // 0: no cap
+  int64_t n_test_per_task = 0;  // cap on each task's test split (stratified); 0: no cap
+  std::vector<int64_t> input_shape;  // [C, H, W] every source is fitted to; empty: sources agree
   std::vector<SourceConfig> sources;
   std::vector<TaskConfig> tasks;
   ModelConfig model;

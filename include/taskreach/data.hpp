@@ -9,21 +9,51 @@
 
 namespace taskreach {
 
-// A base source as read from disk: n images of C×H×W uint8 pixels, integer labels.
+// A split of a base source as read from disk: n samples of C×H×W values and integer
+// labels. Image formats keep uint8 pixels (value = pixel/255); CSV keeps float features
+// already divided by the source's `scale`. Exactly one of `pixels` and `values` is filled.
 struct RawImages {
   int64_t n = 0, channels = 1, height = 0, width = 0;
   std::vector<uint8_t> pixels;  // n*C*H*W, row-major
+  std::vector<float> values;    // n*C*H*W, row-major (CSV)
   std::vector<int64_t> labels;  // n
+  int64_t dim() const { return channels * height * width; }
+  bool is_float() const { return !values.empty(); }
 };
 
-// Reads an IDX image/label pair (plain or gzip, detected by magic). Throws InputError
-// naming the file and what was wrong (magic, rank, counts disagree, truncated).
-RawImages read_idx_pair(const std::string& images_path, const std::string& labels_path);
+// Every reader throws InputError naming the file and what was wrong (and the record or line
+// where there is one); plain and gzip files are both accepted (zlib detects which).
+// `num_classes` > 0 declares the classes: a label outside 0..num_classes−1 is an error.
+
+// An IDX image/label pair (MNIST, Fashion-MNIST, KMNIST, EMNIST): magic and rank checked,
+// big-endian dimensions, uint8 pixels, image and label counts cross-checked.
+RawImages read_idx_pair(const std::string& images_path, const std::string& labels_path, int64_t num_classes = 0);
+
+// CIFAR binary batches, concatenated in order: records of `label_bytes` label bytes (1 for
+// CIFAR-10; 2 for CIFAR-100, coarse then fine) and 3·32·32 pixel bytes (R, G, B planes,
+// rows top to bottom). `label_index` picks the label byte (CIFAR-100: 0 coarse, 1 fine).
+RawImages read_cifar(const std::vector<std::string>& batches, int label_bytes, int label_index,
+                     int64_t num_classes);
+
+// CSV, one sample a line, comma-separated; every file of `files` is one more block of rows.
+struct CsvFormat {
+  int64_t label_column = -1;             // 0-based; negative counts from the end
+  std::string label_format = "integer";  // integer | letter (A..Z or a..z → 0..25)
+  int64_t skip_rows = 0;                 // header lines at the top of each file
+  std::vector<int64_t> shape;            // [C, H, W] of the features; empty: [1, 1, F]
+  double scale = 1.0;                    // features are divided by it
+  int64_t num_classes = 0;
+};
+RawImages read_csv(const std::vector<std::string>& files, const CsvFormat& format);
+
+// Reads one split (train or test) of a configured source: the format's reader with the
+// source's settings. `test` selects test_images/test_labels or test_files.
+RawImages read_source(const SourceConfig& source, bool test);
 
 // Identity of one sample: equal keys are the same (input, label) pair.
 struct SampleKey {
   uint32_t source = 0;       // index of the base source in the job
-  int64_t index = 0;         // index in the base source's train split
+  int64_t index = 0;         // index in the source's file(s) of that split (train keys: train)
   uint64_t input_hash = 0;   // hash of the input transform chain
   int64_t label = 0;         // global head row
   bool operator<(const SampleKey& o) const;
@@ -41,15 +71,44 @@ struct Task {
   std::vector<int64_t> active_rows;  // sorted head rows of the task's label space(s)
   uint64_t identity = 0;          // hash of the key set
   int64_t size() const { return static_cast<int64_t>(y.size()); }
+
+  // Held-out data of the same task, for test accuracy: the source's test split (its own
+  // files, or the seeded share set by test_fraction) with the task's class_subset,
+  // label_remap and input transforms applied, normalised with the *train* statistics, and
+  // capped by n_test_per_task; never subsampled or relabelled at random. test_keys.index
+  // is the index in the test split's file(s) (for a seeded split, in the source's file).
+  // Empty when the source has no test split. unite() leaves it empty: a union is tested
+  // on its members' test sets.
+  std::vector<float> x_test;          // n_test*dim
+  std::vector<int64_t> y_test;        // n_test
+  std::vector<SampleKey> test_keys;   // n_test, sorted
+  int64_t test_size() const { return static_cast<int64_t>(y_test.size()); }
+
+  // random_labels: base indices (in the source's train file) whose label was replaced,
+  // sorted; each label differs from the one it replaced. Empty otherwise and for unions.
+  std::vector<int64_t> random_label_indices;
+};
+
+// What build_tasks made of each [[sources]] table: its shape, splits and statistics.
+struct SourceInfo {
+  std::string name, format, label_space;
+  int64_t channels = 0, height = 0, width = 0;  // as stored, before fitting to input_shape
+  int64_t n_train = 0, n_test = 0;
+  std::string test_split;               // "own" (its own files), "seeded" or "none"
+  std::vector<int64_t> test_indices;    // seeded: indices of the file held out, sorted
+  int64_t row_offset = 0, rows = 0;     // the label space's block of head rows
+  double mean = 0.0, std = 1.0;         // normalisation: pixel/255 (or value/scale) of train
 };
 
 struct TaskSet {
   int64_t k_tot = 0;
-  int64_t channels = 0, height = 0, width = 0;
-  std::vector<Task> tasks;  // in job order
+  int64_t channels = 0, height = 0, width = 0;  // the common input shape
+  std::vector<Task> tasks;         // in job order
+  std::vector<SourceInfo> sources; // in job order
 };
 
-// Loads every source, applies the transforms and the n_per_task cap. Throws InputError.
+// Loads every source, applies the transforms and the n_per_task cap. Deterministic: the same
+// job gives the same bytes on every rank and rank count. Throws InputError.
 TaskSet build_tasks(const JobConfig& job);
 
 // D_a ∪ D_b: distinct keys in sorted order; identity from the key set.
@@ -57,5 +116,22 @@ Task unite(const Task& a, const Task& b, const std::string& name);
 
 // Number of inputs (source, index, input hash) that carry two different labels.
 int64_t count_conflicts(const Task& t);
+
+// The share [begin, end) of n samples that rank r of a g-rank group holds: contiguous and
+// balanced (sizes differ by at most one, the larger shares first).
+struct ShardRange {
+  int64_t begin = 0, end = 0;
+  int64_t size() const { return end - begin; }
+};
+ShardRange shard_range(int64_t n, int rank, int ranks);
+
+// A hash of every task's keys, labels and feature bytes (train and test): equal on every
+// rank when the data are built deterministically.
+uint64_t fingerprint(const TaskSet& set);
+
+// The validation table: sources (format, shape, splits) and tasks (name, source, samples,
+// test samples, classes, input shape, label space, head rows, conflicts with other tasks),
+// then the pairs of tasks whose union holds conflicting labels.
+std::string describe_tasks(const JobConfig& job, const TaskSet& set);
 
 }  // namespace taskreach

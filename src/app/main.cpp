@@ -120,8 +120,21 @@ int cmd_validate(MPI_Comm world, const std::string& job_path) {
   JobConfig job;
   TaskSet tasks;
   if (!load_everywhere(world, job_path, job, tasks)) return 2;
+  // Every rank built the data on its own; max(f) and max(~f) agree only if all f are equal.
+  const uint64_t mine = fingerprint(tasks);
+  uint64_t fp[2] = {mine, ~mine};
+  MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_MAX, world);
+  if (fp[0] != ~fp[1]) {
+    if (rank == 0) std::cerr << "taskreach: error: the ranks built different data (fingerprints differ)" << std::endl;
+    return 1;
+  }
   Plan plan = make_plan(job, tasks);
-  if (rank == 0) std::cout << describe_plan(job, tasks, plan, size) << "valid\n";
+  if (rank == 0) {
+    char hex[24];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fp[0]));
+    std::cout << describe_tasks(job, tasks) << "data fingerprint " << hex << " (equal on all " << size
+              << " ranks)\n" << describe_plan(job, tasks, plan, size) << "valid\n";
+  }
   return 0;
 }
 

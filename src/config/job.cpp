@@ -101,15 +101,37 @@ class Reader {
 
 void parse_transform(const Reader& r, const toml::table& t, const std::string& where,
                      TransformConfig& tr) {
-  r.only(t, where, {"type", "classes", "sigma", "n"});
+  r.only(t, where, {"type", "classes", "map", "sigma", "n", "fraction", "count", "seed"});
   r.get(t, where, "type", tr.type);
   if (tr.type == "class_subset") {
     tr.classes = r.ints(t, where, "classes");
     if (tr.classes.empty()) r.fail(where + ".classes", "expected a non-empty array of class labels");
+  } else if (tr.type == "label_remap") {
+    tr.map = r.ints(t, where, "map");
+    if (tr.map.empty()) r.fail(where + ".map", "expected a non-empty array: map[c] is the new label of class c");
+    for (int64_t v : tr.map) r.at_least(where + ".map", v, 0);
+  } else if (tr.type == "random_labels") {
+    const bool has_fraction = t.get("fraction") != nullptr, has_count = t.get("count") != nullptr;
+    if (has_fraction == has_count)
+      r.fail(where + (has_count ? ".count" : ".fraction"), "expected exactly one of fraction or count");
+    if (has_fraction) {
+      r.get(t, where, "fraction", tr.fraction);
+      if (!(tr.fraction >= 0.0 && tr.fraction <= 1.0))
+        r.fail(where + ".fraction", "expected a value in [0, 1], got " + Reader::num(tr.fraction));
+    } else {
+      r.get(t, where, "count", tr.count);
+      r.at_least(where + ".count", tr.count, 0);
+    }
+    r.get(t, where, "seed", tr.seed);
   } else if (tr.type == "blur") {
     if (!t.get("sigma")) r.fail(where + ".sigma", "missing; expected the blur width in pixels");
     r.get(t, where, "sigma", tr.sigma);
     r.positive(where + ".sigma", tr.sigma);
+  } else if (tr.type == "noise") {
+    if (!t.get("sigma")) r.fail(where + ".sigma", "missing; expected the noise std (pixel values are in [0, 1])");
+    r.get(t, where, "sigma", tr.sigma);
+    r.positive(where + ".sigma", tr.sigma);
+    r.get(t, where, "seed", tr.seed);
   } else if (tr.type == "subsample") {
     if (!t.get("n")) r.fail(where + ".n", "missing; expected the number of samples to keep");
     r.get(t, where, "n", tr.n);
@@ -117,15 +139,123 @@ void parse_transform(const Reader& r, const toml::table& t, const std::string& w
   } else if (tr.type == "invert") {
   } else {
     r.fail(where + ".type", "unknown transform '" + tr.type +
-                                "', expected one of: class_subset, invert, blur, subsample");
+                                "', expected one of: class_subset, label_remap, random_labels, invert, blur, "
+                                "noise, subsample");
   }
   // A key that belongs to another transform type is a mistake worth catching.
   auto stray = [&](const char* key, bool allowed) {
     if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of transform '" + tr.type + "'");
   };
   stray("classes", tr.type == "class_subset");
-  stray("sigma", tr.type == "blur");
+  stray("map", tr.type == "label_remap");
+  stray("sigma", tr.type == "blur" || tr.type == "noise");
   stray("n", tr.type == "subsample");
+  stray("fraction", tr.type == "random_labels");
+  stray("count", tr.type == "random_labels");
+  stray("seed", tr.type == "random_labels" || tr.type == "noise");
+}
+
+// A path or an array of paths, each with ${VAR} expanded.
+std::vector<std::string> paths(const Reader& r, const toml::table& t, const std::string& where, const char* key,
+                               const std::string& file) {
+  std::vector<std::string> out;
+  const toml::node* n = t.get(key);
+  if (!n) return out;
+  const std::string field = where + "." + key;
+  if (n->is_string()) {
+    out.push_back(*n->value<std::string>());
+  } else if (const toml::array* a = n->as_array()) {
+    for (const auto& e : *a) {
+      if (!e.is_string()) r.fail(field, "expected a path or an array of paths");
+      out.push_back(*e.value<std::string>());
+    }
+  } else {
+    r.fail(field, "expected a path or an array of paths");
+  }
+  for (auto& p : out) p = expand_env(p, file + ": " + field);
+  return out;
+}
+
+// Everything of a [[sources]] table but its name: the format, its files (which must open)
+// and the format's own keys; a key of another format is an error.
+void parse_source(const Reader& r, const toml::table& t, const std::string& where, SourceConfig& s) {
+  r.only(t, where, {"name", "format", "train_images", "train_labels", "test_images", "test_labels",
+                    "train_files", "test_files", "label", "label_column", "label_format", "skip_rows",
+                    "shape", "scale", "num_classes", "test_fraction", "fit", "label_space", "transpose"});
+  r.get(t, where, "format", s.format);
+  const bool idx = s.format == "idx", csv = s.format == "csv";
+  if (!idx && !csv && s.format != "cifar10" && s.format != "cifar100")
+    r.fail(where + ".format", "unknown format '" + s.format + "', expected one of: idx, cifar10, cifar100, csv");
+  auto stray = [&](const char* key, bool allowed) {
+    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of format '" + s.format + "'");
+  };
+  for (const char* key : {"train_images", "train_labels", "test_images", "test_labels"}) stray(key, idx);
+  for (const char* key : {"train_files", "test_files"}) stray(key, !idx);
+  stray("label", s.format == "cifar100");
+  stray("transpose", idx);
+  for (const char* key : {"label_column", "label_format", "skip_rows", "shape", "scale"}) stray(key, csv);
+  auto readable = [&](const std::string& key, const std::string& file) {
+    if (!std::ifstream(file)) r.fail(where + "." + key, "cannot open '" + file + "' (file missing or unreadable)");
+  };
+  if (idx) {
+    for (auto [key, field] : {std::pair{"train_images", &s.train_images}, {"train_labels", &s.train_labels},
+                              {"test_images", &s.test_images}, {"test_labels", &s.test_labels}}) {
+      r.get(t, where, key, *field);
+      *field = expand_env(*field, r.file() + ": " + where + "." + key);
+    }
+    for (auto [key, field] : {std::pair{"train_images", &s.train_images}, {"train_labels", &s.train_labels}}) {
+      if (field->empty()) r.fail(where + "." + key, "missing; expected a path to an IDX file");
+      readable(key, *field);
+    }
+    if (s.test_images.empty() != s.test_labels.empty())
+      r.fail(where + (s.test_images.empty() ? ".test_images" : ".test_labels"),
+             "missing; test_images and test_labels come as a pair");
+    if (!s.test_images.empty()) {
+      readable("test_images", s.test_images);
+      readable("test_labels", s.test_labels);
+    }
+  } else {
+    s.train_files = paths(r, t, where, "train_files", r.file());
+    s.test_files = paths(r, t, where, "test_files", r.file());
+    if (s.train_files.empty())
+      r.fail(where + ".train_files", "missing; expected a path or an array of paths to " + s.format + " files");
+    for (const auto& f : s.train_files) readable("train_files", f);
+    for (const auto& f : s.test_files) readable("test_files", f);
+  }
+  r.get(t, where, "label", s.cifar_label);
+  if (s.cifar_label != "fine" && s.cifar_label != "coarse")
+    r.fail(where + ".label", "expected \"fine\" or \"coarse\", got '" + s.cifar_label + "'");
+  r.get(t, where, "label_column", s.label_column);
+  r.get(t, where, "label_format", s.label_format);
+  if (s.label_format != "integer" && s.label_format != "letter")
+    r.fail(where + ".label_format", "expected \"integer\" or \"letter\", got '" + s.label_format + "'");
+  r.get(t, where, "skip_rows", s.skip_rows);
+  r.at_least(where + ".skip_rows", s.skip_rows, 0);
+  if (t.get("shape")) {
+    s.shape = r.ints(t, where, "shape");
+    if (s.shape.size() != 3) r.fail(where + ".shape", "expected [C, H, W], three integers");
+    for (int64_t d : s.shape) r.at_least(where + ".shape", d, 1);
+  }
+  r.get(t, where, "scale", s.scale);
+  r.positive(where + ".scale", s.scale);
+  if (t.get("num_classes")) {
+    r.get(t, where, "num_classes", s.num_classes);
+    r.at_least(where + ".num_classes", s.num_classes, 1);
+  }
+  r.get(t, where, "test_fraction", s.test_fraction);
+  if (!(s.test_fraction >= 0.0 && s.test_fraction < 1.0))
+    r.fail(where + ".test_fraction", "expected a value in [0, 1), got " + Reader::num(s.test_fraction));
+  const bool own_test = !s.test_images.empty() || !s.test_files.empty();
+  if (own_test && s.test_fraction > 0.0)
+    r.fail(where + ".test_fraction", "the source has a test split of its own; expected no test_fraction");
+  r.get(t, where, "fit", s.fit);
+  if (s.fit != "resize" && s.fit != "pad")
+    r.fail(where + ".fit", "expected \"resize\" or \"pad\", got '" + s.fit + "'");
+  r.get(t, where, "label_space", s.label_space);
+  if (const toml::node* tr = t.get("transpose")) {
+    if (!tr->is_boolean()) r.fail(where + ".transpose", "expected true or false");
+    s.transpose = *tr->value<bool>();
+  }
 }
 
 }  // namespace
@@ -175,7 +305,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   JobConfig job;
   job.path = path;
   job.text = text;
-  r.only(root, "", {"name", "seed", "ranks_per_task", "n_per_task", "model", "train",
+  r.only(root, "", {"name", "seed", "ranks_per_task", "n_per_task", "n_test_per_task", "input_shape", "model", "train",
                     "complexity", "sources", "tasks"});
   r.get(root, "", "name", job.name);
   r.get(root, "", "seed", job.seed);
@@ -183,6 +313,13 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   r.at_least("ranks_per_task", job.ranks_per_task, 1);
   r.get(root, "", "n_per_task", job.n_per_task);
   r.at_least("n_per_task", job.n_per_task, 0);
+  r.get(root, "", "n_test_per_task", job.n_test_per_task);
+  r.at_least("n_test_per_task", job.n_test_per_task, 0);
+  if (root.get("input_shape")) {
+    job.input_shape = r.ints(root, "", "input_shape");
+    if (job.input_shape.size() != 3) r.fail("input_shape", "expected [C, H, W], three integers");
+    for (int64_t d : job.input_shape) r.at_least("input_shape", d, 1);
+  }
 
   if (const auto* m = r.table(root, "", "model")) {
     r.only(*m, "model", {"arch", "hidden"});
@@ -260,23 +397,10 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     const std::string where = "sources[" + std::to_string(k++) + "]";
     const auto& t = *node.as_table();
     SourceConfig s;
-    r.only(t, where, {"name", "format", "train_images", "train_labels", "test_images",
-                      "test_labels", "label_space"});
     r.get(t, where, "name", s.name);
     if (s.name.empty()) r.fail(where + ".name", "missing; expected a source name");
     if (!source_names.insert(s.name).second) r.fail(where + ".name", "duplicate source name '" + s.name + "'");
-    r.get(t, where, "format", s.format);
-    if (s.format != "idx") r.fail(where + ".format", "unknown format '" + s.format + "', expected one of: idx");
-    for (auto [key, field] : {std::pair{"train_images", &s.train_images}, {"train_labels", &s.train_labels},
-                              {"test_images", &s.test_images}, {"test_labels", &s.test_labels}}) {
-      r.get(t, where, key, *field);
-      *field = expand_env(*field, path + ": " + where + "." + key);
-    }
-    for (auto [key, field] : {std::pair{"train_images", &s.train_images}, {"train_labels", &s.train_labels}}) {
-      if (field->empty()) r.fail(where + "." + key, "missing; expected a path to an IDX file");
-      if (!std::ifstream(*field)) r.fail(where + "." + key, "cannot open '" + *field + "' (file missing or unreadable)");
-    }
-    r.get(t, where, "label_space", s.label_space);
+    parse_source(r, t, where, s);
     job.sources.push_back(std::move(s));
   }
 

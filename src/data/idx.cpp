@@ -1,17 +1,72 @@
-// IDX image/label files (LeCun's MNIST format), plain or gzip. zlib's gzread passes plain
-// files through unchanged, so one reader serves both and the gzip magic (1f 8b) is
-// detected by zlib itself.
-#include <zlib.h>
-
+// IDX image/label files (LeCun's MNIST format, also KMNIST and EMNIST), plain or gzip.
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "gzfile.hpp"
 #include "taskreach/data.hpp"
 
 namespace taskreach {
+namespace data {
+
+GzFile::GzFile(const std::string& path) : path_(path) {
+  errno = 0;
+  f_ = gzopen(path.c_str(), "rb");
+  // gzopen leaves errno at 0 only when zlib itself could not allocate its state.
+  if (!f_) fail(std::string("cannot open: ") + (errno ? std::strerror(errno) : "out of memory"));
+  gzbuffer(f_, 1u << 17);
+}
+
+GzFile::~GzFile() {
+  if (f_) gzclose(f_);
+}
+
+void GzFile::fail(const std::string& what) const { throw InputError(path_ + ": " + what); }
+
+size_t GzFile::read(uint8_t* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - got, size_t{1} << 30));
+    const int k = gzread(f_, out + got, chunk);
+    if (k < 0) {
+      int err = 0;
+      const char* msg = gzerror(f_, &err);
+      // Z_BUF_ERROR: the gzip stream ended in the middle (a cut file); Z_DATA_ERROR: a bad
+      // block or check sum. Both are damaged files, not I/O failures.
+      if (err == Z_BUF_ERROR) fail(std::string("truncated gzip stream (zlib: ") + msg + ")");
+      if (err == Z_DATA_ERROR) fail(std::string("corrupt gzip data (zlib: ") + msg + ")");
+      fail(std::string("read error: ") + msg);
+    }
+    if (k == 0) {
+      // zlib ends a gzip stream cut short like a file still being written: a clean end of
+      // data, with Z_BUF_ERROR left behind.
+      int err = Z_OK;
+      const char* msg = gzerror(f_, &err);
+      if (err == Z_BUF_ERROR) fail(std::string("truncated gzip stream (zlib: ") + msg + ")");
+      break;
+    }
+    got += static_cast<size_t>(k);
+  }
+  return got;
+}
+
+std::vector<uint8_t> GzFile::read_all() {
+  std::vector<uint8_t> out;
+  size_t got = 0;
+  for (size_t want = size_t{1} << 20;; want = std::min<size_t>(want * 2, size_t{1} << 26)) {
+    out.resize(got + want);
+    const size_t k = read(out.data() + got, want);
+    got += k;
+    if (k < want) break;
+  }
+  out.resize(got);
+  return out;
+}
+
+}  // namespace data
+
 namespace {
 
 constexpr uint32_t kImagesMagic = 0x00000803;  // type 0x08 (ubyte), rank 3
@@ -26,37 +81,9 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
-class IdxFile {
+class IdxFile : public data::GzFile {
  public:
-  explicit IdxFile(const std::string& path) : path_(path) {
-    errno = 0;
-    f_ = gzopen(path.c_str(), "rb");
-    // gzopen leaves errno at 0 only when zlib itself could not allocate its state.
-    if (!f_) fail(std::string("cannot open: ") + (errno ? std::strerror(errno) : "out of memory"));
-    gzbuffer(f_, 1u << 17);
-  }
-  ~IdxFile() { gzclose(f_); }
-  IdxFile(const IdxFile&) = delete;
-  IdxFile& operator=(const IdxFile&) = delete;
-
-  [[noreturn]] void fail(const std::string& what) const { throw InputError(path_ + ": " + what); }
-
-  // Up to n bytes; fewer only at the end of the data (a truncated gzip stream also ends
-  // the data early: zlib reports it as a short read, which the caller calls truncation).
-  size_t read(uint8_t* out, size_t n) {
-    size_t got = 0;
-    while (got < n) {
-      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - got, size_t{1} << 30));
-      const int k = gzread(f_, out + got, chunk);
-      if (k < 0) {
-        int err = 0;
-        fail(std::string("read error: ") + gzerror(f_, &err));
-      }
-      if (k == 0) break;
-      got += static_cast<size_t>(k);
-    }
-    return got;
-  }
+  using GzFile::GzFile;
 
   // Magic and big-endian dimensions; `what` describes the expected content for messages.
   std::vector<uint64_t> header(uint32_t magic, const char* what) {
@@ -100,15 +127,11 @@ class IdxFile {
       fail("trailing data after the " + std::to_string(count) + " " + what + " bytes the header declares");
     return out;
   }
-
- private:
-  std::string path_;
-  gzFile f_ = nullptr;
 };
 
 }  // namespace
 
-RawImages read_idx_pair(const std::string& images_path, const std::string& labels_path) {
+RawImages read_idx_pair(const std::string& images_path, const std::string& labels_path, int64_t num_classes) {
   RawImages raw;
   {
     IdxFile f(images_path);
@@ -131,6 +154,11 @@ RawImages read_idx_pair(const std::string& images_path, const std::string& label
     f.fail(std::to_string(d[0]) + " labels but " + images_path + " has " + std::to_string(raw.n) +
            " images");
   const auto bytes = f.payload(d[0], "label");
+  if (num_classes > 0)
+    for (size_t i = 0; i < bytes.size(); ++i)
+      if (bytes[i] >= num_classes)
+        f.fail("item " + std::to_string(i) + ": label " + std::to_string(bytes[i]) +
+               " outside the declared classes 0.." + std::to_string(num_classes - 1));
   raw.labels.assign(bytes.begin(), bytes.end());
   return raw;
 }

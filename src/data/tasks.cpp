@@ -1,12 +1,18 @@
-// Tasks from sources: selection (class_subset, subsample, the n_per_task cap) works on
-// base indices only, and input transforms (invert, blur) plus normalisation are applied
-// once per (source, input chain) to the union of the images its tasks need. So a sample
-// has the same bytes in every task that holds it, whatever else the job contains.
+// Tasks from sources: selection (class_subset, label_remap, random_labels, subsample, the
+// n_per_task cap) works on base indices and labels only, and the fit to the common shape,
+// the input transforms (invert, blur, noise) and normalisation are applied once per
+// (source, split, input chain) to the union of the images its tasks need. Every kernel is
+// per image, so a sample has the same bytes in every task that holds it, whatever else the
+// job contains and however many ranks build it.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iomanip>
 #include <iterator>
 #include <map>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -35,6 +41,11 @@ uint64_t mix(uint64_t x) {
 }
 uint64_t chain(uint64_t h, uint64_t v) { return mix(h ^ v); }
 
+// Domain tags, so that the seeded draws of different purposes are independent.
+constexpr uint64_t kSplitTag = 0x73706c6974ull;         // "split"
+constexpr uint64_t kRandomLabelTag = 0x72616e646c62ull;  // "randlb"
+constexpr uint64_t kNoiseTag = 0x6e6f697365ull;          // "noise"
+
 // One hash for "this set of samples", shared by build_tasks and unite so that equal key
 // sets get equal identities however they were made.
 uint64_t identity_of(const std::vector<SampleKey>& keys) {
@@ -48,10 +59,11 @@ uint64_t identity_of(const std::vector<SampleKey>& keys) {
   return h;
 }
 
-// An input transform as it enters the input hash: its kind and, for blur, the sigma bits.
+// An input transform as it enters the input hash: its kind and parameters.
 struct InputStep {
-  char kind;  // 'i' invert, 'b' blur
+  char kind;  // 'i' invert, 'b' blur, 'n' noise
   double sigma;
+  uint64_t seed;  // noise
 };
 
 uint64_t input_hash(const std::vector<InputStep>& steps) {
@@ -61,7 +73,8 @@ uint64_t input_hash(const std::vector<InputStep>& steps) {
   };
   for (const auto& s : steps) {
     eat(&s.kind, 1);
-    if (s.kind == 'b') eat(&s.sigma, sizeof s.sigma);
+    if (s.kind == 'b' || s.kind == 'n') eat(&s.sigma, sizeof s.sigma);
+    if (s.kind == 'n') eat(&s.seed, sizeof s.seed);
   }
   return h;
 }
@@ -107,14 +120,39 @@ std::vector<int64_t> stratified(const std::vector<int64_t>& pool, const std::vec
   return out;
 }
 
-std::string shape_str(const RawImages& r) {
-  return std::to_string(r.channels) + "x" + std::to_string(r.height) + "x" + std::to_string(r.width);
+std::string shape_str(int64_t c, int64_t h, int64_t w) {
+  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
 }
+std::string shape_str(const RawImages& r) { return shape_str(r.channels, r.height, r.width); }
 
 std::string num(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
+}
+
+std::string list(const std::vector<int64_t>& v) {
+  std::string s;
+  for (int64_t x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
+  return s;
+}
+
+// Sorted distinct labels of the selection.
+std::vector<int64_t> classes_of(const std::vector<int64_t>& index, const std::vector<int64_t>& label) {
+  std::vector<int64_t> c;
+  for (int64_t i : index) c.push_back(label[static_cast<size_t>(i)]);
+  std::sort(c.begin(), c.end());
+  c.erase(std::unique(c.begin(), c.end()), c.end());
+  return c;
+}
+
+// The classes a source declares: num_classes, or its format's (CIFAR, letters); 0 if none.
+int64_t declared_classes(const SourceConfig& sc) {
+  if (sc.num_classes > 0) return sc.num_classes;
+  if (sc.format == "cifar10") return 10;
+  if (sc.format == "cifar100") return sc.cifar_label == "coarse" ? 20 : 100;
+  if (sc.format == "csv" && sc.label_format == "letter") return 26;
+  return 0;
 }
 
 }  // namespace
@@ -124,66 +162,130 @@ TaskSet build_tasks(const JobConfig& job) {
     return InputError(job.path + ": " + field + ": " + what);
   };
 
-  // Sources, their normalisation statistics and the common shape.
-  std::vector<RawImages> raw;
-  std::vector<data::PixelStats> stats;
+  TaskSet set;
+  const size_t n_src = job.sources.size();
   std::map<std::string, uint32_t> source_of;
-  for (size_t k = 0; k < job.sources.size(); ++k) {  // before any file is read
+  for (size_t k = 0; k < n_src; ++k) {  // before any file is read
     const SourceConfig& sc = job.sources[k];
     const std::string field = "sources[" + std::to_string(k) + "]";
-    if (sc.format != "idx")
-      throw error(field + ".format", "unknown format '" + sc.format + "', expected one of: idx");
+    if (sc.format != "idx" && sc.format != "cifar10" && sc.format != "cifar100" && sc.format != "csv")
+      throw error(field + ".format",
+                  "unknown format '" + sc.format + "', expected one of: idx, cifar10, cifar100, csv");
     if (!source_of.emplace(sc.name, static_cast<uint32_t>(k)).second)
       throw error(field + ".name", "duplicate source name '" + sc.name + "'");
   }
-  for (size_t k = 0; k < job.sources.size(); ++k) {
+
+  // Sources: both splits, the train pool (all of the train file, less a seeded test share),
+  // the statistics of the train pool, the label spaces.
+  std::vector<RawImages> train(n_src), own_test(n_src);
+  std::vector<std::vector<int64_t>> train_pool(n_src), test_pool(n_src);
+  std::vector<data::PixelStats> stats(n_src);
+  set.sources.resize(n_src);
+  for (size_t k = 0; k < n_src; ++k) {
     const SourceConfig& sc = job.sources[k];
-    const std::string field = "sources[" + std::to_string(k) + "]";
-    raw.push_back(read_idx_pair(sc.train_images, sc.train_labels));
-    if (k > 0 && (raw[k].channels != raw[0].channels || raw[k].height != raw[0].height ||
-                  raw[k].width != raw[0].width))
-      throw error(field, "source '" + sc.name + "' has " + shape_str(raw[k]) + " images, expected " +
-                             shape_str(raw[0]) + " like source '" + job.sources[0].name +
-                             "' (all sources must share one shape)");
-    stats.push_back(data::pixel_stats(raw[k].pixels));
+    SourceInfo& info = set.sources[k];
+    info.name = sc.name;
+    info.format = sc.format;
+    info.label_space = sc.label_space.empty() ? sc.name : sc.label_space;
+    train[k] = read_source(sc, false);
+    own_test[k] = read_source(sc, true);
+    const RawImages& r = train[k];
+    info.channels = r.channels;
+    info.height = r.height;
+    info.width = r.width;
+    const bool has_own = !sc.test_images.empty() || !sc.test_files.empty();
+    if (has_own && shape_str(own_test[k]) != shape_str(r))
+      throw error("sources[" + std::to_string(k) + "]", "source '" + sc.name + "': test split has " +
+                                                             shape_str(own_test[k]) + " images, train has " +
+                                                             shape_str(r));
+    std::vector<int64_t> all(static_cast<size_t>(r.n));
+    for (int64_t i = 0; i < r.n; ++i) all[static_cast<size_t>(i)] = i;
+    if (has_own) {
+      info.test_split = "own";
+      train_pool[k] = std::move(all);
+      test_pool[k].resize(static_cast<size_t>(own_test[k].n));
+      for (int64_t i = 0; i < own_test[k].n; ++i) test_pool[k][static_cast<size_t>(i)] = i;
+    } else if (sc.test_fraction > 0.0) {
+      // A stratified, seeded share of the train file, the same on every rank.
+      info.test_split = "seeded";
+      const auto n_test = static_cast<int64_t>(std::llround(sc.test_fraction * static_cast<double>(r.n)));
+      test_pool[k] = stratified(all, r.labels, chain(job.seed, kSplitTag), static_cast<uint32_t>(k), n_test);
+      std::set_difference(all.begin(), all.end(), test_pool[k].begin(), test_pool[k].end(),
+                          std::back_inserter(train_pool[k]));
+      info.test_indices = test_pool[k];
+    } else {
+      info.test_split = "none";
+      train_pool[k] = std::move(all);
+    }
+    if (train_pool[k].empty())
+      throw error("sources[" + std::to_string(k) + "]", "source '" + sc.name + "' has no training samples");
+    info.n_train = static_cast<int64_t>(train_pool[k].size());
+    info.n_test = static_cast<int64_t>(test_pool[k].size());
+    stats[k] = r.is_float() ? data::value_stats(r.values, r.dim(), train_pool[k])
+                            : data::pixel_stats(r.pixels, r.dim(), train_pool[k]);
+    info.mean = stats[k].mean;
+    info.std = stats[k].std;
   }
 
-  TaskSet set;
-  if (!raw.empty()) {
-    set.channels = raw[0].channels;
-    set.height = raw[0].height;
-    set.width = raw[0].width;
+  // The common shape: input_shape, or the one shape every source has.
+  if (!job.input_shape.empty()) {
+    set.channels = job.input_shape[0];
+    set.height = job.input_shape[1];
+    set.width = job.input_shape[2];
+    for (size_t k = 0; k < n_src; ++k) {
+      const int64_t c = train[k].channels;
+      if (c != set.channels && c != 1 && set.channels != 1)
+        throw error("sources[" + std::to_string(k) + "]",
+                    "source '" + job.sources[k].name + "' has " + shape_str(train[k]) + " images; cannot fit " +
+                        std::to_string(c) + " channels to input_shape " +
+                        shape_str(set.channels, set.height, set.width) + " (expected " + std::to_string(c) +
+                        " or 1 channels there, or 1 channel in the source)");
+    }
+  } else if (n_src > 0) {
+    set.channels = train[0].channels;
+    set.height = train[0].height;
+    set.width = train[0].width;
+    for (size_t k = 1; k < n_src; ++k)
+      if (shape_str(train[k]) != shape_str(train[0]))
+        throw error("sources[" + std::to_string(k) + "]",
+                    "source '" + job.sources[k].name + "' has " + shape_str(train[k]) + " images, expected " +
+                        shape_str(train[0]) + " like source '" + job.sources[0].name +
+                        "' (all sources must share one shape, or set input_shape = [C, H, W] to fit them)");
   }
   const int64_t dim = set.channels * set.height * set.width;
 
   // Label spaces: one block of head rows each, in order of first appearance, as wide as
-  // the largest label any of its sources uses.
-  std::vector<int64_t> max_label(raw.size(), -1);
+  // the classes its sources declare, else the largest label any of them uses (either split).
   std::vector<std::string> spaces;
   std::map<std::string, int64_t> space_rows;
-  for (size_t k = 0; k < raw.size(); ++k) {
-    for (int64_t l : raw[k].labels) max_label[k] = std::max(max_label[k], l);
-    const SourceConfig& sc = job.sources[k];
-    const std::string& sp = sc.label_space.empty() ? sc.name : sc.label_space;
+  for (size_t k = 0; k < n_src; ++k) {
+    int64_t rows = declared_classes(job.sources[k]);
+    if (rows == 0) {
+      for (int64_t l : train[k].labels) rows = std::max(rows, l + 1);
+      for (int64_t l : own_test[k].labels) rows = std::max(rows, l + 1);
+    }
+    const std::string& sp = set.sources[k].label_space;
     if (space_rows.emplace(sp, 0).second) spaces.push_back(sp);
-    space_rows[sp] = std::max(space_rows[sp], max_label[k] + 1);
+    space_rows[sp] = std::max(space_rows[sp], rows);
   }
   std::map<std::string, int64_t> space_offset;
   for (const auto& sp : spaces) {
     space_offset[sp] = set.k_tot;
     set.k_tot += space_rows[sp];
   }
-  auto space_of = [&job](uint32_t s) -> const std::string& {
-    const SourceConfig& sc = job.sources[s];
-    return sc.label_space.empty() ? sc.name : sc.label_space;
-  };
+  for (auto& info : set.sources) {
+    info.row_offset = space_offset[info.label_space];
+    info.rows = space_rows[info.label_space];
+  }
 
-  // Selection per task: base indices and the input chain, no pixels touched yet.
+  // Selection per task: base indices, current labels and the input chain; no pixels yet.
   struct Plan {
     uint32_t source = 0;
     std::vector<InputStep> steps;
     uint64_t hash = 0;
-    std::vector<int64_t> index;
+    std::vector<int64_t> index, test_index;   // selected, ascending
+    std::vector<int64_t> label, test_label;   // current label of every base index
+    std::vector<int64_t> randomised;          // base indices relabelled at random
   };
   std::vector<Plan> plans(job.tasks.size());
   for (size_t t = 0; t < job.tasks.size(); ++t) {
@@ -193,102 +295,217 @@ TaskSet build_tasks(const JobConfig& job) {
     if (found == source_of.end()) throw error(tfield + ".source", "unknown source '" + tc.source + "'");
     Plan& p = plans[t];
     p.source = found->second;
-    const RawImages& r = raw[p.source];
-    p.index.resize(static_cast<size_t>(r.n));
-    for (int64_t i = 0; i < r.n; ++i) p.index[static_cast<size_t>(i)] = i;
+    const SourceInfo& info = set.sources[p.source];
+    const int64_t rows = info.rows;
+    const RawImages& tr_raw = train[p.source];
+    // A seeded test split indexes the train file; an own one its own file.
+    const RawImages& te_raw = info.test_split == "own" ? own_test[p.source] : tr_raw;
+    p.index = train_pool[p.source];
+    p.test_index = test_pool[p.source];
+    p.label = tr_raw.labels;
+    p.test_label = te_raw.labels;
+
+    // The cap applies at the first step that changes labels (label_remap, random_labels), so
+    // that a relabelled variant holds the same inputs as its base, or else after all
+    // transforms.
+    bool capped = false;
+    auto cap = [&] {
+      if (!capped && job.n_per_task > 0) p.index = stratified(p.index, p.label, job.seed, p.source, job.n_per_task);
+      capped = true;
+    };
 
     for (size_t k = 0; k < tc.transforms.size(); ++k) {
       const TransformConfig& tr = tc.transforms[k];
       const std::string f = tfield + ".transforms[" + std::to_string(k) + "]";
       if (tr.type == "class_subset") {
         if (tr.classes.empty()) throw error(f + ".classes", "empty, expected at least one class");
-        std::vector<char> keep(static_cast<size_t>(max_label[p.source] + 1), 0);
+        std::vector<char> keep(static_cast<size_t>(rows), 0);
+        const std::vector<int64_t> present = classes_of(p.index, p.label);
         for (int64_t c : tr.classes) {
-          if (c < 0 || c > max_label[p.source])
+          if (c < 0 || c >= rows)
             throw error(f + ".classes", "class " + std::to_string(c) + " not in source '" + tc.source +
-                                            "' (labels 0.." + std::to_string(max_label[p.source]) + ")");
+                                            "' (labels 0.." + std::to_string(rows - 1) + ")");
+          if (!std::binary_search(present.begin(), present.end(), c))
+            throw error(f + ".classes", "class " + std::to_string(c) + " has no samples in task '" + tc.name +
+                                            "' (its classes here: " + list(present) + ")");
           keep[static_cast<size_t>(c)] = 1;
         }
-        std::vector<int64_t> kept;
-        for (int64_t i : p.index)
-          if (keep[static_cast<size_t>(r.labels[static_cast<size_t>(i)])]) kept.push_back(i);
-        p.index = std::move(kept);
+        auto filter = [&keep](std::vector<int64_t>& index, const std::vector<int64_t>& label) {
+          std::vector<int64_t> kept;
+          for (int64_t i : index)
+            if (keep[static_cast<size_t>(label[static_cast<size_t>(i)])]) kept.push_back(i);
+          index = std::move(kept);
+        };
+        filter(p.index, p.label);
+        filter(p.test_index, p.test_label);
+      } else if (tr.type == "label_remap") {
+        cap();
+        if (static_cast<int64_t>(tr.map.size()) != rows)
+          throw error(f + ".map", "task '" + tc.name + "': " + std::to_string(tr.map.size()) + " entries, expected " +
+                                      std::to_string(rows) + " (one per class of label space '" + info.label_space +
+                                      "')");
+        for (size_t c = 0; c < tr.map.size(); ++c)
+          if (tr.map[c] < 0 || tr.map[c] >= rows)
+            throw error(f + ".map", "map[" + std::to_string(c) + "] = " + std::to_string(tr.map[c]) +
+                                        " outside label space '" + info.label_space + "' (0.." +
+                                        std::to_string(rows - 1) + ")");
+        for (auto* labels : {&p.label, &p.test_label})
+          for (int64_t& l : *labels) l = tr.map[static_cast<size_t>(l)];
+      } else if (tr.type == "random_labels") {
+        cap();
+        const auto n = static_cast<int64_t>(p.index.size());
+        const int64_t count =
+            tr.count >= 0 ? tr.count : static_cast<int64_t>(std::llround(tr.fraction * static_cast<double>(n)));
+        if (tr.count < 0 && !(tr.fraction >= 0.0 && tr.fraction <= 1.0))
+          throw error(f + ".fraction", "expected a value in [0, 1], got " + num(tr.fraction));
+        if (count > n)
+          throw error(f + ".count", "task '" + tc.name + "': " + std::to_string(count) + " random labels but only " +
+                                        std::to_string(n) + " samples");
+        const std::vector<int64_t> classes = classes_of(p.index, p.label);
+        if (count > 0 && classes.size() < 2)
+          throw error(f, "task '" + tc.name + "' has one class; random labels need at least two");
+        // The `count` samples of lowest hash rank (nested in the count), each given one of
+        // the task's other classes, uniformly.
+        const uint64_t stream = chain(chain(chain(mix(job.seed), kRandomLabelTag), tr.seed), p.source);
+        std::vector<std::pair<uint64_t, int64_t>> ranked;
+        for (int64_t i : p.index) ranked.emplace_back(chain(stream, static_cast<uint64_t>(i)), i);
+        std::nth_element(ranked.begin(), ranked.begin() + count, ranked.end());
+        const auto K = static_cast<uint64_t>(classes.size());
+        for (int64_t j = 0; j < count; ++j) {
+          const auto [h, i] = ranked[static_cast<size_t>(j)];
+          int64_t& l = p.label[static_cast<size_t>(i)];
+          const auto at = static_cast<uint64_t>(std::lower_bound(classes.begin(), classes.end(), l) - classes.begin());
+          l = classes[static_cast<size_t>((at + 1 + mix(h) % (K - 1)) % K)];
+          p.randomised.push_back(i);
+        }
       } else if (tr.type == "invert") {
-        p.steps.push_back({'i', 0.0});
+        p.steps.push_back({'i', 0.0, 0});
       } else if (tr.type == "blur") {
         // Past the image size a wider blur is nearly uniform but costs O(σ) per pixel.
         const double limit = static_cast<double>(std::max(set.height, set.width));
         if (!(tr.sigma > 0.0) || !(tr.sigma <= limit))
           throw error(f + ".sigma", "task '" + tc.name + "': blur sigma " + num(tr.sigma) +
                                         ", expected 0 < sigma <= " + num(limit) + " (pixels)");
-        p.steps.push_back({'b', tr.sigma});
+        p.steps.push_back({'b', tr.sigma, 0});
+      } else if (tr.type == "noise") {
+        if (!(tr.sigma > 0.0) || !std::isfinite(tr.sigma))
+          throw error(f + ".sigma", "task '" + tc.name + "': noise sigma " + num(tr.sigma) + ", expected > 0");
+        p.steps.push_back({'n', tr.sigma, tr.seed});
       } else if (tr.type == "subsample") {
         if (tr.n < 1) throw error(f + ".n", "subsample n " + std::to_string(tr.n) + ", expected >= 1");
-        p.index = stratified(p.index, r.labels, job.seed, p.source, tr.n);
+        p.index = stratified(p.index, p.label, job.seed, p.source, tr.n);
       } else {
-        throw error(f + ".type",
-                    "unknown transform '" + tr.type + "', expected one of: class_subset, invert, blur, subsample");
+        throw error(f + ".type", "unknown transform '" + tr.type +
+                                     "', expected one of: class_subset, label_remap, random_labels, invert, blur, "
+                                     "noise, subsample");
       }
     }
-    if (job.n_per_task > 0) p.index = stratified(p.index, r.labels, job.seed, p.source, job.n_per_task);
+    cap();
+    if (job.n_test_per_task > 0)
+      p.test_index = stratified(p.test_index, p.test_label, job.seed, p.source, job.n_test_per_task);
     if (p.index.empty()) throw error(tfield, "task '" + tc.name + "' has no samples after its transforms");
+    // Only the relabelled samples the task still holds (a later subsample may drop some).
+    std::sort(p.randomised.begin(), p.randomised.end());
+    p.randomised.erase(std::unique(p.randomised.begin(), p.randomised.end()), p.randomised.end());
+    std::vector<int64_t> held;
+    std::set_intersection(p.randomised.begin(), p.randomised.end(), p.index.begin(), p.index.end(),
+                          std::back_inserter(held));
+    p.randomised = std::move(held);
     p.hash = input_hash(p.steps);
   }
 
-  // Features: one device pass per (source, input chain) over the union of its tasks'
+  // Features: one device pass per (source, split, input chain) over the union of its tasks'
   // images, written straight into the task when the chain has a single task.
-  std::vector<data::BaseBytes> base(raw.size());
-  std::map<std::pair<uint32_t, uint64_t>, std::vector<size_t>> groups;
-  for (size_t t = 0; t < plans.size(); ++t) groups[{plans[t].source, plans[t].hash}].push_back(t);
+  struct DeviceBase {
+    data::BaseBytes bytes;
+    data::BaseValues values;
+  };
+  std::map<std::pair<uint32_t, int>, DeviceBase> bases;  // (source, 0 train file | 1 own test file)
+  std::map<std::tuple<uint32_t, int, uint64_t>, std::vector<size_t>> groups;
+  for (size_t t = 0; t < plans.size(); ++t)
+    for (int split : {0, 1})
+      if (split == 0 || !plans[t].test_index.empty()) groups[{plans[t].source, split, plans[t].hash}].push_back(t);
   set.tasks.resize(job.tasks.size());
   const size_t udim = static_cast<size_t>(dim);
   for (const auto& [group, members] : groups) {
-    const uint32_t s = group.first;
+    const auto [s, split, hash] = group;
+    const SourceInfo& info = set.sources[s];
+    const int file = split == 1 && info.test_split == "own" ? 1 : 0;
+    const RawImages& raw = file == 1 ? own_test[s] : train[s];
+    auto index_of = [split = split](const Plan& p) -> const std::vector<int64_t>& {
+      return split == 0 ? p.index : p.test_index;
+    };
+    auto x_of = [split = split](Task& task) -> std::vector<float>& { return split == 0 ? task.x : task.x_test; };
     std::vector<int64_t> need;
-    for (size_t t : members) need.insert(need.end(), plans[t].index.begin(), plans[t].index.end());
+    for (size_t t : members) need.insert(need.end(), index_of(plans[t]).begin(), index_of(plans[t]).end());
     std::sort(need.begin(), need.end());
     need.erase(std::unique(need.begin(), need.end()), need.end());
 
     std::vector<float> shared;
-    std::vector<float>& feats = members.size() == 1 ? set.tasks[members[0]].x : shared;
+    std::vector<float>& feats = members.size() == 1 ? x_of(set.tasks[members[0]]) : shared;
     feats.resize(need.size() * udim);
     const data::HostImages out(feats.data(), need.size(), static_cast<size_t>(set.channels),
                                static_cast<size_t>(set.height), static_cast<size_t>(set.width));
-    if (!base[s].data()) base[s] = data::to_device(raw[s].pixels, dim);
     const data::Images x = data::device_view(out);
-    data::to_float(base[s], need, x);
-    for (const auto& st : plans[members.front()].steps) {
-      if (st.kind == 'i') data::invert(x);
-      else data::blur(x, st.sigma);
+    DeviceBase& base = bases[{s, file}];
+    const data::Shape from{raw.channels, raw.height, raw.width};
+    const data::Fit fit = job.sources[s].fit == "pad" ? data::Fit::pad : data::Fit::resize;
+    const bool same_shape = raw.channels == set.channels && raw.height == set.height && raw.width == set.width;
+    if (raw.is_float()) {
+      if (!base.values.data()) base.values = data::to_device(raw.values, raw.dim());
+      data::to_float(base.values, need, from, fit, x);
+    } else {
+      if (!base.bytes.data()) base.bytes = data::to_device(raw.pixels, raw.dim());
+      if (same_shape) data::to_float(base.bytes, need, x);
+      else data::to_float(base.bytes, need, from, fit, x);
+    }
+    const auto& steps = plans[members.front()].steps;
+    for (size_t k = 0; k < steps.size(); ++k) {
+      const InputStep& st = steps[k];
+      if (st.kind == 'i') {
+        data::invert(x);
+      } else if (st.kind == 'b') {
+        data::blur(x, st.sigma);
+      } else {
+        // The stream names everything the noise of a pixel may depend on but its image and
+        // position: job seed, step seed and place in the chain, source and file.
+        const uint64_t stream = chain(chain(chain(chain(chain(mix(job.seed), kNoiseTag), st.seed), k), s), file);
+        data::add_noise(x, need, st.sigma, stream);
+      }
     }
     data::normalise(x, stats[s].mean, stats[s].std);
     data::copy_back(x, out);
 
-    const int64_t offset = space_offset[space_of(s)];
-    const int64_t rows = space_rows[space_of(s)];
     for (size_t t : members) {
       const Plan& p = plans[t];
       Task& task = set.tasks[t];
-      task.name = job.tasks[t].name;
-      task.dim = dim;
-      const size_t n = p.index.size();
-      if (&feats != &task.x) {
-        task.x.resize(n * udim);
+      const std::vector<int64_t>& index = index_of(p);
+      const std::vector<int64_t>& label = split == 0 ? p.label : p.test_label;
+      std::vector<float>& tx = x_of(task);
+      const size_t n = index.size();
+      if (&feats != &tx) {
+        tx.resize(n * udim);
         for (size_t j = 0; j < n; ++j) {
-          const size_t at = static_cast<size_t>(std::lower_bound(need.begin(), need.end(), p.index[j]) - need.begin());
-          std::memcpy(task.x.data() + j * udim, feats.data() + at * udim, udim * sizeof(float));
+          const size_t at = static_cast<size_t>(std::lower_bound(need.begin(), need.end(), index[j]) - need.begin());
+          std::memcpy(tx.data() + j * udim, feats.data() + at * udim, udim * sizeof(float));
         }
       }
-      task.y.resize(n);
-      task.keys.resize(n);
-      // p.index is ascending and source and hash are fixed, so the keys come out sorted.
+      std::vector<int64_t>& y = split == 0 ? task.y : task.y_test;
+      std::vector<SampleKey>& keys = split == 0 ? task.keys : task.test_keys;
+      y.resize(n);
+      keys.resize(n);
+      // index is ascending and source and hash are fixed, so the keys come out sorted.
       for (size_t j = 0; j < n; ++j) {
-        task.y[j] = offset + raw[s].labels[static_cast<size_t>(p.index[j])];
-        task.keys[j] = SampleKey{s, p.index[j], p.hash, task.y[j]};
+        y[j] = info.row_offset + label[static_cast<size_t>(index[j])];
+        keys[j] = SampleKey{s, index[j], p.hash, y[j]};
       }
-      task.active_rows.resize(static_cast<size_t>(rows));
-      for (int64_t r = 0; r < rows; ++r) task.active_rows[static_cast<size_t>(r)] = offset + r;
+      if (split == 1) continue;
+      task.name = job.tasks[t].name;
+      task.dim = dim;
+      task.active_rows.resize(static_cast<size_t>(info.rows));
+      for (int64_t r = 0; r < info.rows; ++r) task.active_rows[static_cast<size_t>(r)] = info.row_offset + r;
       task.identity = identity_of(task.keys);
+      task.random_label_indices = p.randomised;
     }
   }
   return set;
@@ -342,6 +559,122 @@ int64_t count_conflicts(const Task& t) {
     lo = hi;
   }
   return conflicts;
+}
+
+ShardRange shard_range(int64_t n, int rank, int ranks) {
+  if (ranks < 1 || rank < 0 || rank >= ranks)
+    throw std::invalid_argument("shard_range: rank " + std::to_string(rank) + " of " + std::to_string(ranks));
+  const int64_t base = n / ranks, extra = n % ranks, r = rank;
+  ShardRange s;
+  s.begin = r * base + std::min(r, extra);
+  s.end = s.begin + base + (r < extra ? 1 : 0);
+  return s;
+}
+
+uint64_t fingerprint(const TaskSet& set) {
+  uint64_t h = chain(0x66696e6765727031ull, static_cast<uint64_t>(set.k_tot));  // "fingerp1"
+  auto words = [&h](const void* p, size_t bytes) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, b + i, 8);
+      h = chain(h, w);
+    }
+    uint64_t tail = 0;
+    if (bytes > i) std::memcpy(&tail, b + i, bytes - i);
+    h = chain(h, tail ^ (bytes << 56));
+  };
+  for (const Task& t : set.tasks) {
+    h = chain(h, t.identity);
+    words(t.x.data(), t.x.size() * sizeof(float));
+    words(t.y.data(), t.y.size() * sizeof(int64_t));
+    h = chain(h, identity_of(t.test_keys));
+    words(t.x_test.data(), t.x_test.size() * sizeof(float));
+  }
+  return h;
+}
+
+std::string describe_tasks(const JobConfig& job, const TaskSet& set) {
+  std::ostringstream o;
+  auto rows = [](int64_t off, int64_t n) { return std::to_string(off) + ".." + std::to_string(off + n - 1); };
+
+  o << "sources\n";
+  o << "  " << std::left << std::setw(16) << "name" << std::setw(9) << "format" << std::right << std::setw(8)
+    << "train" << std::setw(8) << "test" << "  " << std::left << std::setw(7) << "split" << std::setw(10)
+    << "shape" << std::setw(16) << "label space" << std::setw(8) << "rows"
+    << "mean/std\n";
+  for (const SourceInfo& s : set.sources) {
+    char stat[48];
+    std::snprintf(stat, sizeof stat, "%.4f/%.4f", s.mean, s.std);
+    o << "  " << std::left << std::setw(16) << s.name << std::setw(9) << s.format << std::right << std::setw(8)
+      << s.n_train << std::setw(8) << s.n_test << "  " << std::left << std::setw(7) << s.test_split << std::setw(10)
+      << shape_str(s.channels, s.height, s.width) << std::setw(16) << s.label_space << std::setw(8)
+      << rows(s.row_offset, s.rows) << stat << "\n";
+  }
+
+  // Conflicts on keys alone: every (input, label, task), grouped by input.
+  struct Entry {
+    SampleKey key;
+    size_t task;
+  };
+  std::vector<Entry> all;
+  for (size_t t = 0; t < set.tasks.size(); ++t)
+    for (const auto& k : set.tasks[t].keys) all.push_back({k, t});
+  std::sort(all.begin(), all.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.key, a.task) < std::tie(b.key, b.task);
+  });
+  std::vector<int64_t> task_conflicts(set.tasks.size(), 0);
+  std::map<std::pair<size_t, size_t>, int64_t> pair_conflicts;
+  for (size_t lo = 0; lo < all.size();) {
+    size_t hi = lo + 1;
+    while (hi < all.size() && all[hi].key.source == all[lo].key.source && all[hi].key.index == all[lo].key.index &&
+           all[hi].key.input_hash == all[lo].key.input_hash)
+      ++hi;
+    std::set<size_t> in_conflict;
+    std::set<std::pair<size_t, size_t>> pairs;
+    for (size_t a = lo; a < hi; ++a)
+      for (size_t b = a + 1; b < hi; ++b)
+        if (all[a].key.label != all[b].key.label && all[a].task != all[b].task) {
+          in_conflict.insert(all[a].task);
+          in_conflict.insert(all[b].task);
+          pairs.insert(std::minmax(all[a].task, all[b].task));
+        }
+    for (size_t t : in_conflict) ++task_conflicts[t];
+    for (const auto& pr : pairs) ++pair_conflicts[pr];
+    lo = hi;
+  }
+
+  o << "tasks (input " << shape_str(set.channels, set.height, set.width) << ", K_tot = " << set.k_tot << ")\n";
+  o << "  " << std::left << std::setw(20) << "name" << std::setw(16) << "source" << std::right << std::setw(8)
+    << "samples" << std::setw(7) << "test" << std::setw(8) << "classes" << "  " << std::left << std::setw(10)
+    << "input" << std::setw(16) << "label space" << std::setw(10) << "head rows" << std::right << std::setw(9)
+    << "conflicts\n";
+  for (size_t t = 0; t < set.tasks.size(); ++t) {
+    const Task& task = set.tasks[t];
+    const std::string& src = t < job.tasks.size() ? job.tasks[t].source : "";
+    const SourceInfo* info = nullptr;
+    for (const auto& s : set.sources)
+      if (s.name == src) info = &s;
+    std::set<int64_t> classes(task.y.begin(), task.y.end());
+    const std::string head =
+        task.active_rows.empty() ? "-" : rows(task.active_rows.front(), static_cast<int64_t>(task.active_rows.size()));
+    o << "  " << std::left << std::setw(20) << task.name << std::setw(16) << src << std::right << std::setw(8)
+      << task.size() << std::setw(7) << task.test_size() << std::setw(8) << classes.size() << "  " << std::left
+      << std::setw(10) << shape_str(set.channels, set.height, set.width) << std::setw(16)
+      << (info ? info->label_space : "") << std::setw(10) << head << std::right << std::setw(8)
+      << task_conflicts[t] << "\n";
+    if (!task.random_label_indices.empty())
+      o << "    random labels on " << task.random_label_indices.size() << " samples\n";
+  }
+  if (pair_conflicts.empty()) {
+    o << "conflicting labels: none in any union of two tasks\n";
+  } else {
+    o << "conflicting labels (inputs with two labels in the union):\n";
+    for (const auto& [pr, c] : pair_conflicts)
+      o << "  " << set.tasks[pr.first].name << " + " << set.tasks[pr.second].name << ": " << c << "\n";
+  }
+  return o.str();
 }
 
 }  // namespace taskreach

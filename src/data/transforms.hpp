@@ -18,9 +18,11 @@ using Images = Kokkos::View<float****, Kokkos::LayoutRight, MemSpace>;  // n × 
 using HostImages = Kokkos::View<float****, Kokkos::LayoutRight, Kokkos::HostSpace,
                                 Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
 using BaseBytes = Kokkos::View<const uint8_t**, Kokkos::LayoutRight, MemSpace>;  // n_base × dim
+using BaseValues = Kokkos::View<const float**, Kokkos::LayoutRight, MemSpace>;   // n_base × dim
 
-// A source's pixels (n_base·dim bytes) where kernels can read them.
+// A source's pixels (n_base·dim bytes) or float features where kernels can read them.
 BaseBytes to_device(const std::vector<uint8_t>& pixels, int64_t dim);
+BaseValues to_device(const std::vector<float>& values, int64_t dim);
 
 // Images with the extents of `out` for kernels to write; copy_back(x, out) then lands
 // them in `out` (on a host backend x is `out` itself).
@@ -29,6 +31,28 @@ void copy_back(const Images& x, const HostImages& out);
 
 // x(i) = base(which[i]) / 255; x has which.size() images of base.extent(1) pixels.
 void to_float(const BaseBytes& base, const std::vector<int64_t>& which, const Images& x);
+
+// x(i) = base(which[i]) (pixels / 255, or the float values as they are) stored as
+// C_s×H_s×W_s = `from`, fitted to x's C×H×W:
+// - channels: equal, or one replicated to C, or C_s averaged to one (C = 1);
+// - resize: bilinear with half-pixel centres (PyTorch's align_corners=False; clamped at the
+//   border), the identity when the sizes agree;
+// - pad: centred, zeros around a smaller image (a larger one is centre-cropped).
+// Throws std::invalid_argument for a channel count it cannot map.
+struct Shape {
+  int64_t channels = 1, height = 1, width = 1;
+};
+enum class Fit { resize, pad };
+void to_float(const BaseBytes& base, const std::vector<int64_t>& which, Shape from, Fit fit, const Images& x);
+void to_float(const BaseValues& base, const std::vector<int64_t>& which, Shape from, Fit fit, const Images& x);
+
+// Additive Gaussian noise x += σ·z, z ~ N(0, 1) from a counter-based generator keyed by
+// (stream, which[i], pixel): an image gets the same noise in every batch, on every backend
+// and rank count, whatever else is processed with it.
+void add_noise(const Images& x, const std::vector<int64_t>& which, double sigma, uint64_t stream);
+
+// The standard normal the noise kernel draws for (stream, index, pixel), on the host.
+double noise_normal(uint64_t stream, uint64_t index, uint64_t pixel);
 
 // x → 1 − x.
 void invert(const Images& x);
@@ -50,5 +74,9 @@ struct PixelStats {
   double mean = 0.0, std = 1.0;
 };
 PixelStats pixel_stats(const std::vector<uint8_t>& pixels);
+// The same over the rows `rows` of an n×dim array (exact for bytes; floats summed in
+// double in a fixed order).
+PixelStats pixel_stats(const std::vector<uint8_t>& pixels, int64_t dim, const std::vector<int64_t>& rows);
+PixelStats value_stats(const std::vector<float>& values, int64_t dim, const std::vector<int64_t>& rows);
 
 }  // namespace taskreach::data

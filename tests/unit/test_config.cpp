@@ -105,3 +105,153 @@ TEST(Config, ExpandsEnvironmentVariables) {
     EXPECT_NE(std::string(e.what()).find("TASKREACH_TEST_UNSET is not set"), std::string::npos);
   }
 }
+
+// ---------------------------------------------------------------------------- sources and transforms
+
+namespace {
+const std::string kDigits = R"(
+[[sources]]
+name = "digits"
+format = "csv"
+train_files = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
+shape = [1, 8, 8]
+scale = 16
+test_fraction = 0.2
+)";
+const std::string kTaskA = "[[tasks]]\nname = \"a\"\nsource = \"fashion\"\n";
+
+std::string with_transform(const std::string& tr) {
+  return kFashion + "[[tasks]]\nname = \"a\"\nsource = \"fashion\"\ntransforms = [" + tr + "]\n";
+}
+}  // namespace
+
+TEST(Config, ParsesEveryFormatKeyAndTransform) {
+  auto job = parse_job("input_shape = [3, 32, 32]\nn_test_per_task = 100\n" + kFashion + R"(
+test_images = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+test_labels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+fit = "pad"
+num_classes = 10
+transpose = true
+)" + kDigits + R"(
+[[sources]]
+name = "letters"
+format = "csv"
+train_files = ["/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"]
+label_column = 0
+label_format = "letter"
+skip_rows = 1
+label_space = "abc"
+[[sources]]
+name = "c100"
+format = "cifar100"
+train_files = ["/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"]
+label = "coarse"
+[[tasks]]
+name = "a"
+source = "fashion"
+transforms = [ { type = "label_remap", map = [1, 0] }, { type = "random_labels", fraction = 0.5, seed = 3 },
+               { type = "random_labels", count = 7 }, { type = "noise", sigma = 0.1, seed = 2 },
+               { type = "invert" } ]
+)", "ok.toml");
+  EXPECT_EQ(job.input_shape, (std::vector<int64_t>{3, 32, 32}));
+  EXPECT_EQ(job.n_test_per_task, 100);
+  ASSERT_EQ(job.sources.size(), 4u);
+  EXPECT_EQ(job.sources[0].fit, "pad");
+  EXPECT_EQ(job.sources[0].num_classes, 10);
+  EXPECT_TRUE(job.sources[0].transpose);
+  EXPECT_FALSE(job.sources[0].test_images.empty());
+  EXPECT_EQ(job.sources[1].format, "csv");
+  EXPECT_EQ(job.sources[1].train_files.size(), 1u);
+  EXPECT_EQ(job.sources[1].shape, (std::vector<int64_t>{1, 8, 8}));
+  EXPECT_DOUBLE_EQ(job.sources[1].scale, 16.0);
+  EXPECT_DOUBLE_EQ(job.sources[1].test_fraction, 0.2);
+  EXPECT_EQ(job.sources[1].fit, "resize");
+  EXPECT_EQ(job.sources[2].label_column, 0);
+  EXPECT_EQ(job.sources[2].label_format, "letter");
+  EXPECT_EQ(job.sources[2].skip_rows, 1);
+  EXPECT_EQ(job.sources[2].label_space, "abc");
+  EXPECT_EQ(job.sources[3].cifar_label, "coarse");
+  const auto& trs = job.tasks[0].transforms;
+  ASSERT_EQ(trs.size(), 5u);
+  EXPECT_EQ(trs[0].map, (std::vector<int64_t>{1, 0}));
+  EXPECT_DOUBLE_EQ(trs[1].fraction, 0.5);
+  EXPECT_EQ(trs[1].count, -1);
+  EXPECT_EQ(trs[1].seed, 3u);
+  EXPECT_EQ(trs[2].count, 7);
+  EXPECT_DOUBLE_EQ(trs[3].sigma, 0.1);
+  EXPECT_EQ(trs[3].seed, 2u);
+}
+
+TEST(Config, BadInputUnknownKey) {
+  EXPECT_EQ(error_of(kDigits + "labl_column = 0\n[[tasks]]\nname = \"a\"\nsource = \"digits\"\n")
+                .rfind("bad.toml: sources[0].labl_column: unknown key; expected one of: ", 0),
+            0u);
+  EXPECT_EQ(error_of(with_transform("{ type = \"noise\", sigmaa = 0.1 }"))
+                .rfind("bad.toml: tasks[0].transforms[0].sigmaa: unknown key", 0),
+            0u);
+  EXPECT_EQ(error_of("input_shapes = [1, 2, 3]\n" + kFashion + kTaskA).rfind("bad.toml: input_shapes: unknown key", 0),
+            0u);
+  // A key of another format, or of another transform, is not silently ignored.
+  EXPECT_EQ(error_of(kFashion + "label_column = 0\n" + kTaskA),
+            "bad.toml: sources[0].label_column: not a parameter of format 'idx'");
+  EXPECT_EQ(error_of(with_transform("{ type = \"noise\", sigma = 0.1, n = 3 }")),
+            "bad.toml: tasks[0].transforms[0].n: not a parameter of transform 'noise'");
+}
+
+TEST(Config, BadInputWrongType) {
+  EXPECT_EQ(error_of(with_transform("{ type = \"blur\", sigma = \"wide\" }")),
+            "bad.toml: tasks[0].transforms[0].sigma: expected a number");
+  EXPECT_EQ(error_of(kDigits + "label_column = \"last\"\n[[tasks]]\nname = \"a\"\nsource = \"digits\"\n"),
+            "bad.toml: sources[0].label_column: expected an integer");
+  EXPECT_EQ(error_of("[[sources]]\nname = \"c\"\nformat = \"cifar10\"\ntrain_files = 3\n"),
+            "bad.toml: sources[0].train_files: expected a path or an array of paths");
+  EXPECT_EQ(error_of("input_shape = \"3x32x32\"\n" + kFashion + kTaskA),
+            "bad.toml: input_shape: expected an array of integers");
+  EXPECT_EQ(error_of(kFashion + "transpose = 1\n" + kTaskA), "bad.toml: sources[0].transpose: expected true or false");
+  EXPECT_EQ(error_of(with_transform("{ type = \"label_remap\", map = [0, 1.5] }")),
+            "bad.toml: tasks[0].transforms[0].map: expected an array of integers");
+}
+
+TEST(Config, BadInputOutOfRangeValues) {
+  EXPECT_EQ(error_of(with_transform("{ type = \"blur\", sigma = -1.0 }")),
+            "bad.toml: tasks[0].transforms[0].sigma: expected a positive value, got -1");
+  EXPECT_EQ(error_of(with_transform("{ type = \"noise\", sigma = -0.5 }")),
+            "bad.toml: tasks[0].transforms[0].sigma: expected a positive value, got -0.5");
+  EXPECT_EQ(error_of(with_transform("{ type = \"random_labels\", fraction = 1.5 }")),
+            "bad.toml: tasks[0].transforms[0].fraction: expected a value in [0, 1], got 1.5");
+  EXPECT_EQ(error_of(with_transform("{ type = \"random_labels\", count = -2 }")),
+            "bad.toml: tasks[0].transforms[0].count: expected an integer >= 0, got -2");
+  EXPECT_EQ(error_of(with_transform("{ type = \"random_labels\", count = 2, fraction = 0.1 }")),
+            "bad.toml: tasks[0].transforms[0].count: expected exactly one of fraction or count");
+  EXPECT_EQ(error_of(with_transform("{ type = \"label_remap\", map = [0, -1] }")),
+            "bad.toml: tasks[0].transforms[0].map: expected an integer >= 0, got -1");
+  EXPECT_EQ(error_of(kFashion + "test_fraction = 1.0\n" + kTaskA),
+            "bad.toml: sources[0].test_fraction: expected a value in [0, 1), got 1");
+  EXPECT_EQ(error_of(kFashion + "test_images = \"/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\"\n"
+                                "test_labels = \"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\"\n"
+                                "test_fraction = 0.1\n" + kTaskA),
+            "bad.toml: sources[0].test_fraction: the source has a test split of its own; expected no test_fraction");
+  EXPECT_EQ(error_of("input_shape = [1, 0, 28]\n" + kFashion + kTaskA),
+            "bad.toml: input_shape: expected an integer >= 1, got 0");
+  EXPECT_EQ(error_of("input_shape = [28, 28]\n" + kFashion + kTaskA),
+            "bad.toml: input_shape: expected [C, H, W], three integers");
+  std::string zero_scale = kDigits;
+  zero_scale.replace(zero_scale.find("scale = 16"), 10, "scale = 0");
+  EXPECT_EQ(error_of(zero_scale + "[[tasks]]\nname = \"a\"\nsource = \"digits\"\n"),
+            "bad.toml: sources[0].scale: expected a positive value, got 0");
+  EXPECT_EQ(error_of(kFashion + "num_classes = 0\n" + kTaskA),
+            "bad.toml: sources[0].num_classes: expected an integer >= 1, got 0");
+  EXPECT_EQ(error_of(kFashion + "fit = \"stretch\"\n" + kTaskA),
+            "bad.toml: sources[0].fit: expected \"resize\" or \"pad\", got 'stretch'");
+}
+
+TEST(Config, BadInputMissingFiles) {
+  EXPECT_EQ(error_of("[[sources]]\nname = \"c\"\nformat = \"cifar10\"\ntrain_files = [\"/nonexistent/data_batch_1.bin\"]\n"),
+            "bad.toml: sources[0].train_files: cannot open '/nonexistent/data_batch_1.bin' (file missing or unreadable)");
+  EXPECT_EQ(error_of("[[sources]]\nname = \"c\"\nformat = \"csv\"\n"),
+            "bad.toml: sources[0].train_files: missing; expected a path or an array of paths to csv files");
+  EXPECT_EQ(error_of(kFashion + "test_images = \"/nonexistent/t10k\"\n" + kTaskA),
+            "bad.toml: sources[0].test_labels: missing; test_images and test_labels come as a pair");
+  EXPECT_EQ(error_of("[[sources]]\nname = \"x\"\nformat = \"parquet\"\n"),
+            "bad.toml: sources[0].format: unknown format 'parquet', expected one of: idx, cifar10, cifar100, csv");
+}

@@ -389,6 +389,16 @@ TEST(Transforms, PixelStatsAndNormalise) {
 
 namespace {
 
+SourceConfig idx_source(const std::string& name, const std::string& images, const std::string& labels,
+                        const std::string& space = "") {
+  SourceConfig s;
+  s.name = name;
+  s.format = "idx";
+  s.train_images = images;
+  s.train_labels = labels;
+  s.label_space = space;
+  return s;
+}
 SourceConfig mnist_source() {
   SourceConfig s;
   s.name = "mnist";
@@ -643,9 +653,8 @@ TEST(Tasks, LabelSpacesShareBlocksInOrderOfAppearance) {
   write_pair(tmp / "c.i", tmp / "c.l", {0, 1});
   JobConfig job;
   job.path = "j.toml";
-  job.sources = {SourceConfig{"c", "idx", tmp / "c.i", tmp / "c.l", "", "", ""},
-                 SourceConfig{"a", "idx", tmp / "a.i", tmp / "a.l", "", "", "digits"},
-                 SourceConfig{"b", "idx", tmp / "b.i", tmp / "b.l", "", "", "digits"}};
+  job.sources = {idx_source("c", tmp / "c.i", tmp / "c.l"), idx_source("a", tmp / "a.i", tmp / "a.l", "digits"),
+                 idx_source("b", tmp / "b.i", tmp / "b.l", "digits")};
   job.tasks = {task("ta", "a"), task("tb", "b"), task("tc", "c")};
   const TaskSet s = build_tasks(job);
   EXPECT_EQ(s.k_tot, 2 + 5);  // c: rows 0..1; digits (max label 4): rows 2..6
@@ -672,10 +681,10 @@ TEST(Tasks, ErrorsNameTheJobFileAndField) {
   JobConfig j = base;
   SourceConfig csv = mnist_source();
   csv.name = "other";
-  csv.format = "csv";
+  csv.format = "hdf5";
   j.sources.push_back(csv);
   EXPECT_EQ(input_error([&] { build_tasks(j); }),
-            "/jobs/bad.toml: sources[1].format: unknown format 'csv', expected one of: idx");
+            "/jobs/bad.toml: sources[1].format: unknown format 'hdf5', expected one of: idx, cifar10, cifar100, csv");
 
   j = base;
   j.tasks[0].source = "x";
@@ -715,20 +724,28 @@ TEST(Tasks, ErrorsNameTheJobFileAndField) {
   // A source of another shape.
   write_pair(tmp / "s.i", tmp / "s.l", {0, 1}, 5, 5);
   j = base;
-  j.sources.push_back(SourceConfig{"small", "idx", tmp / "s.i", tmp / "s.l", "", "", ""});
+  j.sources.push_back(idx_source("small", tmp / "s.i", tmp / "s.l"));
   EXPECT_EQ(input_error([&] { build_tasks(j); }),
             "/jobs/bad.toml: sources[1]: source 'small' has 1x5x5 images, expected 1x28x28 like source 'mnist' "
-            "(all sources must share one shape)");
+            "(all sources must share one shape, or set input_shape = [C, H, W] to fit them)");
 
-  // A class inside the label range with no samples leaves the task empty.
+  // A class inside the label range that has no samples is named as absent.
   write_pair(tmp / "g.i", tmp / "g.l", {0, 2, 2});
   j = base;
-  j.sources = {SourceConfig{"gap", "idx", tmp / "g.i", tmp / "g.l", "", "", ""}};
+  j.sources = {idx_source("gap", tmp / "g.i", tmp / "g.l")};
   TransformConfig one = tr("class_subset");
   one.classes = {1};
   j.tasks = {task("empty", "gap", {one})};
   EXPECT_EQ(input_error([&] { build_tasks(j); }),
-            "/jobs/bad.toml: tasks[0]: task 'empty' has no samples after its transforms");
+            "/jobs/bad.toml: tasks[0].transforms[0].classes: class 1 has no samples in task 'empty' (its classes "
+            "here: 0, 2)");
+  // A subsample below the number of classes, then a class subset of a class it lost.
+  TransformConfig sub1 = tr("subsample");
+  sub1.n = 1;
+  TransformConfig two = tr("class_subset");
+  two.classes = {0, 2};
+  j.tasks = {task("one", "gap", {sub1, two})};
+  EXPECT_TRUE(contains(input_error([&] { build_tasks(j); }), "tasks[0].transforms[1].classes: class "));
 }
 
 // ---------------------------------------------------------------------------- timing
@@ -799,4 +816,745 @@ TEST(Tasks, FashionMnist60kLoadsAndBuildsQuickly) {
   // Generous bounds (shared CI machines); the point is the printed timing.
   EXPECT_LT(secs(t0, t1) + secs(t2, t3), 10.0);
   EXPECT_LT(secs(t3, t4), 30.0);
+}
+
+// ============================================================================ new readers
+
+namespace {
+
+const std::string kDigitsCsv = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz";
+
+void write_text(const std::string& path, const std::string& text) {
+  write_plain(path, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+// CIFAR records in the documented layout: label byte(s), then 1024 R, 1024 G, 1024 B bytes
+// (rows top to bottom). Record r's pixel p of channel c is (r + 3p + 7c) mod 256.
+std::vector<uint8_t> cifar_records(const std::vector<std::vector<uint8_t>>& labels, int first = 0) {
+  std::vector<uint8_t> b;
+  for (size_t r = 0; r < labels.size(); ++r) {
+    b.insert(b.end(), labels[r].begin(), labels[r].end());
+    for (int c = 0; c < 3; ++c)
+      for (int p = 0; p < 1024; ++p) b.push_back(static_cast<uint8_t>(first + static_cast<int>(r) + 3 * p + 7 * c));
+  }
+  return b;
+}
+
+// UCI letter-recognition rows (the letter first, then 16 integer features 0..15): the
+// first rows of the published file.
+const char* kLetterRows =
+    "T,2,8,3,5,1,8,13,0,6,6,10,8,0,8,0,8\n"
+    "I,5,12,3,7,2,10,5,5,4,13,3,9,2,8,4,10\n"
+    "D,4,11,6,8,6,10,6,2,6,10,3,7,3,7,3,9\n"
+    "N,7,11,6,6,3,5,9,4,6,4,4,10,6,10,2,8\n"
+    "G,2,1,3,1,1,8,6,6,6,6,5,9,1,7,5,10\n"
+    "S,4,11,5,8,3,8,8,6,9,5,6,6,0,8,9,7\n";
+
+// Damages a gzip file in the middle of its deflate data.
+void corrupt_gzip(const std::string& path) {
+  auto b = read_file(path);
+  ASSERT_GT(b.size(), 64u);
+  for (size_t i = b.size() / 2; i < b.size() / 2 + 16; ++i) b[i] ^= 0x5a;
+  write_plain(path, b);
+}
+
+}  // namespace
+
+TEST(Cifar, Cifar10BatchesReadAsOneSplit) {
+  TempDir tmp;
+  write_plain(tmp / "data_batch_1.bin", cifar_records({{3}, {0}, {9}}));
+  write_gz(tmp / "data_batch_2.bin.gz", cifar_records({{5}, {1}}, 100));
+  const RawImages r = read_cifar({tmp / "data_batch_1.bin", tmp / "data_batch_2.bin.gz"}, 1, 0, 10);
+  EXPECT_EQ(r.n, 5);
+  EXPECT_EQ(r.channels, 3);
+  EXPECT_EQ(r.height, 32);
+  EXPECT_EQ(r.width, 32);
+  EXPECT_EQ(r.labels, (std::vector<int64_t>{3, 0, 9, 5, 1}));
+  ASSERT_EQ(r.pixels.size(), 5u * 3072);
+  // Record 4 is the second of the second file (first = 100): R at (0,0), G at (1,2), B at (31,31).
+  const uint8_t* rec = r.pixels.data() + 4 * 3072;
+  EXPECT_EQ(rec[0], static_cast<uint8_t>(101));
+  EXPECT_EQ(rec[1024 + 1 * 32 + 2], static_cast<uint8_t>(101 + 3 * 34 + 7));
+  EXPECT_EQ(rec[2048 + 1023], static_cast<uint8_t>(101 + 3 * 1023 + 14));
+}
+
+TEST(Cifar, Cifar100CoarseOrFineLabels) {
+  TempDir tmp;
+  write_plain(tmp / "train", cifar_records({{19, 99}, {0, 42}, {7, 0}}));
+  const RawImages fine = read_cifar({tmp / "train"}, 2, 1, 100);
+  const RawImages coarse = read_cifar({tmp / "train"}, 2, 0, 20);
+  EXPECT_EQ(fine.labels, (std::vector<int64_t>{99, 42, 0}));
+  EXPECT_EQ(coarse.labels, (std::vector<int64_t>{19, 0, 7}));
+  EXPECT_TRUE(fine.pixels == coarse.pixels);
+  EXPECT_EQ(fine.pixels[3072], 1);  // record 1, red (0,0): r = 1
+  // Through a source: cifar100 with label = "coarse" declares 20 classes.
+  SourceConfig s;
+  s.name = "c100";
+  s.format = "cifar100";
+  s.train_files = {tmp / "train"};
+  s.cifar_label = "coarse";
+  EXPECT_EQ(read_source(s, false).labels, coarse.labels);
+  EXPECT_EQ(read_source(s, true).n, 0);  // no test files: no test split
+}
+
+TEST(Csv, SklearnDigits1797) {
+  CsvFormat fmt;
+  fmt.shape = {1, 8, 8};
+  fmt.scale = 16.0;
+  const RawImages r = read_csv({kDigitsCsv}, fmt);
+  EXPECT_EQ(r.n, 1797);
+  EXPECT_EQ(r.channels, 1);
+  EXPECT_EQ(r.height, 8);
+  EXPECT_EQ(r.width, 8);
+  ASSERT_EQ(r.values.size(), 1797u * 64);
+  EXPECT_TRUE(r.pixels.empty());
+  std::map<int64_t, int> count;
+  for (int64_t l : r.labels) ++count[l];
+  const std::vector<int> expect{178, 182, 177, 183, 181, 182, 181, 179, 174, 180};
+  for (int64_t d = 0; d < 10; ++d) EXPECT_EQ(count[d], expect[static_cast<size_t>(d)]) << "digit " << d;
+  // The first row: 0,0,5,13,9,1,0,0,... label 0; values are divided by 16.
+  EXPECT_EQ(r.labels[0], 0);
+  EXPECT_FLOAT_EQ(r.values[2], 5.0f / 16.0f);
+  EXPECT_FLOAT_EQ(r.values[3], 13.0f / 16.0f);
+  EXPECT_EQ(r.labels.back(), 8);
+  float lo = 1, hi = 0;
+  for (float v : r.values) lo = std::min(lo, v), hi = std::max(hi, v);
+  EXPECT_EQ(lo, 0.0f);
+  EXPECT_EQ(hi, 1.0f);
+}
+
+TEST(Csv, LetterRecognitionLabelFirst) {
+  TempDir tmp;
+  write_text(tmp / "letter-recognition.data", kLetterRows);
+  CsvFormat fmt;
+  fmt.label_column = 0;
+  fmt.label_format = "letter";
+  fmt.scale = 15.0;
+  const RawImages r = read_csv({tmp / "letter-recognition.data"}, fmt);
+  EXPECT_EQ(r.n, 6);
+  EXPECT_EQ(r.width, 16);
+  EXPECT_EQ(r.labels, (std::vector<int64_t>{'T' - 'A', 'I' - 'A', 'D' - 'A', 'N' - 'A', 'G' - 'A', 'S' - 'A'}));
+  EXPECT_FLOAT_EQ(r.values[0], 2.0f / 15.0f);   // T's first feature
+  EXPECT_FLOAT_EQ(r.values[16 + 1], 12.0f / 15.0f);  // I's second
+  // A header line, Windows line ends, a lower-case letter and a gzip file read the same.
+  std::string crlf = "lettr,x-box,y-box,width,high,onpix,x-bar,y-bar,x2bar,y2bar,xybar,x2ybr,xy2br,x-ege,xegvy,"
+                     "y-ege,yegvx\r\n";
+  for (const char* p = kLetterRows; *p; ++p) crlf += *p == '\n' ? std::string("\r\n") : std::string(1, *p);
+  crlf[crlf.find("T,2")] = 't';
+  write_gz(tmp / "letters.csv.gz", std::vector<uint8_t>(crlf.begin(), crlf.end()));
+  fmt.skip_rows = 1;
+  const RawImages g = read_csv({tmp / "letters.csv.gz"}, fmt);
+  EXPECT_EQ(g.labels, r.labels);
+  EXPECT_TRUE(g.values == r.values);
+}
+
+// ---------------------------------------------------------------------------- new transforms
+
+TEST(Transforms, ResizeIsBilinearWithHalfPixelCentres) {
+  // [[0, 1], [2, 3]] to 4×4: PyTorch's interpolate(bilinear, align_corners=False) gives
+  // rows [0, .25, .75, 1], [.5, .75, 1.25, 1.5], [1.5, 1.75, 2.25, 2.5], [2, 2.25, 2.75, 3].
+  const std::vector<float> src{0, 1, 2, 3};
+  data::Images x("x", 1, 1, 4, 4);
+  data::to_float(data::to_device(src, 4), {0}, {1, 2, 2}, data::Fit::resize, x);
+  const std::vector<float> expect{0, .25f, .75f, 1, .5f, .75f, 1.25f, 1.5f, 1.5f, 1.75f, 2.25f, 2.5f, 2, 2.25f, 2.75f, 3};
+  const auto out = host(x);
+  for (size_t i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(out[i], expect[i]) << i;
+  // Same size: the identity, bit for bit, for a real digit; a constant stays constant.
+  const RawImages r = read_idx_pair(mnist_images(), mnist_labels());
+  data::Images same("same", 2, 1, 28, 28), plain("plain", 2, 1, 28, 28);
+  const auto base = data::to_device(r.pixels, 784);
+  data::to_float(base, {7, 4000}, {1, 28, 28}, data::Fit::resize, same);
+  data::to_float(base, {7, 4000}, plain);
+  EXPECT_TRUE(host(same) == host(plain));
+  data::Images big("big", 1, 1, 37, 19);
+  data::to_float(data::to_device(std::vector<float>(64, 0.375f), 64), {0}, {1, 8, 8}, data::Fit::resize, big);
+  for (float v : host(big)) EXPECT_FLOAT_EQ(v, 0.375f);
+}
+
+TEST(Transforms, PadCentresAndCropCentres) {
+  const RawImages r = read_idx_pair(mnist_images(), mnist_labels());
+  const auto base = data::to_device(r.pixels, 784);
+  data::Images x("x", 1, 1, 32, 32);
+  data::to_float(base, {123}, {1, 28, 28}, data::Fit::pad, x);
+  const auto out = host(x);
+  for (int h = 0; h < 32; ++h)
+    for (int w = 0; w < 32; ++w) {
+      const bool inside = h >= 2 && h < 30 && w >= 2 && w < 30;
+      const float expect = inside ? r.pixels[123 * 784 + (h - 2) * 28 + (w - 2)] / 255.0f : 0.0f;
+      ASSERT_EQ(out[static_cast<size_t>(h * 32 + w)], expect) << h << "," << w;
+    }
+  // 28 → 24: the centre crop, offset 2.
+  data::Images c("c", 1, 1, 24, 24);
+  data::to_float(base, {123}, {1, 28, 28}, data::Fit::pad, c);
+  const auto cut = host(c);
+  for (int h = 0; h < 24; ++h)
+    for (int w = 0; w < 24; ++w)
+      ASSERT_EQ(cut[static_cast<size_t>(h * 24 + w)], r.pixels[123 * 784 + (h + 2) * 28 + (w + 2)] / 255.0f);
+}
+
+TEST(Transforms, ChannelsReplicateOrAverage) {
+  const RawImages r = read_idx_pair(mnist_images(), mnist_labels());
+  data::Images rgb("rgb", 1, 3, 28, 28);
+  data::to_float(data::to_device(r.pixels, 784), {5}, {1, 28, 28}, data::Fit::resize, rgb);
+  const auto out = host(rgb);
+  for (size_t p = 0; p < 784; ++p)
+    for (size_t c = 0; c < 3; ++c) ASSERT_EQ(out[c * 784 + p], r.pixels[5 * 784 + p] / 255.0f);
+  // 3 → 1: the plain mean of the channels.
+  std::vector<uint8_t> px(3 * 4);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(10 * i);
+  data::Images grey("grey", 1, 1, 2, 2);
+  data::to_float(data::to_device(px, 12), {0}, {3, 2, 2}, data::Fit::pad, grey);
+  const auto g = host(grey);
+  for (size_t p = 0; p < 4; ++p) EXPECT_FLOAT_EQ(g[p], (px[p] + px[4 + p] + px[8 + p]) / 765.0f) << p;
+  // 2 → 3 has no rule.
+  data::Images bad("bad", 1, 3, 2, 2);
+  EXPECT_THROW(data::to_float(data::to_device(px, 8), {0}, {2, 2, 2}, data::Fit::pad, bad), std::invalid_argument);
+}
+
+TEST(Transforms, NoiseIsGaussianAndKeyedByImageAndPixel) {
+  const int64_t n = 64, side = 28;
+  std::vector<int64_t> which(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) which[static_cast<size_t>(i)] = 1000 + 3 * i;
+  data::Images x = upload(std::vector<float>(static_cast<size_t>(n * side * side), 0.5f), n, 1, side, side);
+  const double sigma = 0.2;
+  data::add_noise(x, which, sigma, 42);
+  const auto out = host(x);
+  double s = 0, ss = 0;
+  for (float v : out) {
+    s += v - 0.5;
+    ss += (v - 0.5) * (v - 0.5);
+  }
+  const double m = static_cast<double>(out.size()), mean = s / m, sd = std::sqrt(ss / m - mean * mean);
+  // 50,176 draws: the mean is within 4 standard errors of 0, the std within 2% of σ.
+  EXPECT_LT(std::fabs(mean), 4 * sigma / std::sqrt(m));
+  EXPECT_NEAR(sd, sigma, 0.02 * sigma);
+  // Each value is 0.5 + σ·z(stream, image index, pixel), whatever batch it is in.
+  for (size_t k = 0; k < out.size(); k += 997) {
+    const size_t i = k / 784, p = k % 784;
+    EXPECT_NEAR(out[k], 0.5 + sigma * data::noise_normal(42, static_cast<uint64_t>(which[i]), p), 1e-6);
+  }
+  data::Images one = upload(std::vector<float>(784, 0.5f), 1, 1, side, side);
+  data::add_noise(one, {which[17]}, sigma, 42);
+  const auto single = host(one);
+  EXPECT_EQ(std::memcmp(single.data(), out.data() + 17 * 784, 784 * sizeof(float)), 0);
+  data::add_noise(one, {which[17]}, sigma, 43);  // another stream: other noise
+  EXPECT_NE(std::memcmp(single.data(), host(one).data(), 784 * sizeof(float)), 0);
+}
+
+// ---------------------------------------------------------------------------- new tasks
+
+namespace {
+
+TransformConfig random_labels(int64_t count, double fraction = -1.0, uint64_t seed = 0) {
+  TransformConfig t = tr("random_labels");
+  t.count = count;
+  t.fraction = fraction;
+  t.seed = seed;
+  return t;
+}
+
+SourceConfig digits_source() {
+  SourceConfig s;
+  s.name = "digits8";
+  s.format = "csv";
+  s.train_files = {kDigitsCsv};
+  s.shape = {1, 8, 8};
+  s.scale = 16.0;
+  return s;
+}
+
+}  // namespace
+
+TEST(Tasks, RandomLabelsExactCountRecordedAndConflicting) {
+  JobConfig job;
+  job.path = "rand.toml";
+  job.seed = 3;
+  job.n_per_task = 200;
+  job.sources = {mnist_source()};
+  job.tasks = {task("mnist", "mnist"), task("r37", "mnist", {random_labels(37)}),
+               task("r20", "mnist", {random_labels(20)}), task("quarter", "mnist", {random_labels(-1, 0.25)}),
+               task("other", "mnist", {random_labels(37, -1.0, 9)})};
+  const TaskSet s = build_tasks(job);
+  const Task& base = s.tasks[0];
+  const Task& r37 = s.tasks[1];
+  ASSERT_EQ(r37.size(), base.size());
+  EXPECT_TRUE(base.random_label_indices.empty());
+  ASSERT_EQ(r37.random_label_indices.size(), 37u);
+  EXPECT_EQ(s.tasks[3].random_label_indices.size(), 50u);  // 0.25 × 200
+  // Same inputs (the cap comes before the relabelling), same bytes, same input hash;
+  // exactly the recorded samples have another label, one of the task's classes.
+  int changed = 0;
+  for (size_t j = 0; j < base.keys.size(); ++j) {
+    EXPECT_EQ(r37.keys[j].index, base.keys[j].index);
+    EXPECT_EQ(r37.keys[j].input_hash, base.keys[j].input_hash);
+    const bool recorded = std::binary_search(r37.random_label_indices.begin(), r37.random_label_indices.end(),
+                                             base.keys[j].index);
+    EXPECT_EQ(r37.y[j] != base.y[j], recorded) << j;
+    changed += r37.y[j] != base.y[j];
+    EXPECT_TRUE(r37.y[j] >= 0 && r37.y[j] < 10);
+  }
+  EXPECT_EQ(changed, 37);
+  EXPECT_TRUE(r37.x == base.x);
+  // United with its base: every relabelled input is a conflict, and is kept twice.
+  const Task u = unite(base, r37, "u");
+  EXPECT_EQ(u.size(), 237);
+  EXPECT_EQ(count_conflicts(u), 37);
+  // Nested in the count for one seed; another seed draws other samples.
+  EXPECT_TRUE(std::includes(r37.random_label_indices.begin(), r37.random_label_indices.end(),
+                            s.tasks[2].random_label_indices.begin(), s.tasks[2].random_label_indices.end()));
+  EXPECT_NE(s.tasks[4].random_label_indices, r37.random_label_indices);
+  // A subsample after the relabelling keeps the record to the samples it holds.
+  TransformConfig sub = tr("subsample");
+  sub.n = 60;
+  JobConfig later = job;
+  later.tasks = {task("r37_60", "mnist", {random_labels(37), sub})};
+  const TaskSet later_set = build_tasks(later);
+  const Task& r60 = later_set.tasks[0];
+  EXPECT_EQ(r60.size(), 60);
+  EXPECT_LT(r60.random_label_indices.size(), 37u);
+  for (int64_t i : r60.random_label_indices)
+    EXPECT_TRUE(std::any_of(r60.keys.begin(), r60.keys.end(), [i](const SampleKey& k) { return k.index == i; }));
+  // validate's table counts the conflicts per task and per union.
+  const std::string table = describe_tasks(job, s);
+  EXPECT_TRUE(contains(table, "mnist + r37: 37")) << table;
+  EXPECT_TRUE(contains(table, "random labels on 37 samples")) << table;
+  // More labels than samples, and one class only, are errors.
+  job.tasks = {task("too_many", "mnist", {random_labels(201)})};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "rand.toml: tasks[0].transforms[0].count: task 'too_many': 201 random labels but only 200 samples");
+  TransformConfig zero = tr("class_subset");
+  zero.classes = {0};
+  job.tasks = {task("one_class", "mnist", {zero, random_labels(5)})};
+  EXPECT_TRUE(contains(input_error([&] { build_tasks(job); }), "at least two"));
+}
+
+TEST(Tasks, LabelRemapChangesLabelsNotInputs) {
+  JobConfig job;
+  job.path = "remap.toml";
+  job.n_per_task = 100;
+  job.sources = {mnist_source()};
+  TransformConfig parity = tr("label_remap");
+  parity.map = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+  job.tasks = {task("mnist", "mnist"), task("parity", "mnist", {parity})};
+  const TaskSet s = build_tasks(job);
+  const Task& base = s.tasks[0];
+  const Task& par = s.tasks[1];
+  int odd_or_big = 0;
+  for (size_t j = 0; j < base.keys.size(); ++j) {
+    EXPECT_EQ(par.y[j], base.y[j] % 2);
+    odd_or_big += base.y[j] >= 2;
+  }
+  EXPECT_EQ(par.active_rows, base.active_rows);
+  EXPECT_TRUE(par.x == base.x);
+  EXPECT_EQ(count_conflicts(unite(base, par, "u")), odd_or_big);  // labels 2..9 changed
+  parity.map.pop_back();
+  job.tasks = {task("short", "mnist", {parity})};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "remap.toml: tasks[0].transforms[0].map: task 'short': 9 entries, expected 10 (one per class of label "
+            "space 'mnist')");
+  parity.map = {0, 1, 0, 1, 0, 1, 0, 1, 0, 10};
+  job.tasks = {task("wide", "mnist", {parity})};
+  EXPECT_TRUE(contains(input_error([&] { build_tasks(job); }), "map[9] = 10 outside label space 'mnist' (0..9)"));
+}
+
+TEST(Tasks, NoiseTasksHaveTheirOwnKeysAndStableBytes) {
+  JobConfig job;
+  job.path = "noise.toml";
+  job.seed = 5;
+  job.n_per_task = 60;
+  job.sources = {mnist_source(), fashion_source()};
+  TransformConfig noise = tr("noise");
+  noise.sigma = 0.1;
+  TransformConfig noise2 = noise;
+  noise2.sigma = 0.2;
+  job.tasks = {task("mnist", "mnist"), task("noisy", "mnist", {noise}), task("noisier", "mnist", {noise2}),
+               task("fashion_noisy", "fashion", {noise})};
+  const TaskSet s = build_tasks(job);
+  const auto [mean, sd] = stats_of(read_idx_pair(mnist_images(), mnist_labels()).pixels);
+  // The noise is σ·z in pixel units: the normalised difference times sd has std σ.
+  double ss = 0;
+  for (size_t k = 0; k < s.tasks[0].x.size(); ++k) {
+    const double d = (s.tasks[1].x[k] - s.tasks[0].x[k]) * sd;
+    ss += d * d;
+  }
+  EXPECT_NEAR(std::sqrt(ss / static_cast<double>(s.tasks[0].x.size())), 0.1, 0.003);
+  EXPECT_NE(s.tasks[1].keys[0].input_hash, s.tasks[0].keys[0].input_hash);
+  EXPECT_NE(s.tasks[2].keys[0].input_hash, s.tasks[1].keys[0].input_hash);
+  EXPECT_EQ(count_conflicts(unite(s.tasks[0], s.tasks[1], "u")), 0);
+  // The same task alone, in another order and with another neighbour, has the same bytes.
+  JobConfig alone = job;
+  alone.tasks = {job.tasks[3], job.tasks[1]};
+  const TaskSet a = build_tasks(alone);
+  EXPECT_TRUE(a.tasks[1].x == s.tasks[1].x);
+  EXPECT_TRUE(a.tasks[0].x == s.tasks[3].x);
+  EXPECT_TRUE(a.tasks[1].keys == s.tasks[1].keys);
+}
+
+TEST(Tasks, TestSplitsOwnOrSeededAndRecorded) {
+  JobConfig job;
+  job.path = "split.toml";
+  job.seed = 11;
+  job.n_per_task = 300;
+  job.n_test_per_task = 500;
+  SourceConfig f = fashion_source();
+  f.test_images = fashion("t10k", "images-idx3");
+  f.test_labels = fashion("t10k", "labels-idx1");
+  SourceConfig m = mnist_source();
+  m.test_fraction = 0.2;
+  job.sources = {f, m};
+  TransformConfig shirts = tr("class_subset");
+  shirts.classes = {0, 6};
+  job.tasks = {task("fashion", "fashion"), task("shirts", "fashion", {shirts, tr("invert")}),
+               task("mnist", "mnist"), task("mnist_r", "mnist", {random_labels(30)})};
+  const TaskSet s = build_tasks(job);
+  ASSERT_EQ(s.sources.size(), 2u);
+  EXPECT_EQ(s.sources[0].test_split, "own");
+  EXPECT_EQ(s.sources[0].n_train, 60000);
+  EXPECT_EQ(s.sources[0].n_test, 10000);
+  EXPECT_EQ(s.sources[1].test_split, "seeded");
+  EXPECT_EQ(s.sources[1].n_test, 2000);
+  EXPECT_EQ(s.sources[1].n_train, 8000);
+  ASSERT_EQ(s.sources[1].test_indices.size(), 2000u);
+  // The test split of each task: capped (stratified), its class subset, its input chain.
+  EXPECT_EQ(s.tasks[0].test_size(), 500);
+  for (const auto& [row, c] : [&] {
+         std::map<int64_t, int> m2;
+         for (int64_t y : s.tasks[0].y_test) ++m2[y];
+         return m2;
+       }())
+    EXPECT_EQ(c, 50) << row;
+  EXPECT_EQ(s.tasks[1].test_size(), 500);
+  for (int64_t y : s.tasks[1].y_test) EXPECT_TRUE(y == 0 || y == 6);
+  EXPECT_EQ(s.tasks[1].test_keys[0].input_hash, s.tasks[1].keys[0].input_hash);
+  EXPECT_TRUE(std::is_sorted(s.tasks[1].test_keys.begin(), s.tasks[1].test_keys.end()));
+  EXPECT_EQ(s.tasks[1].x_test.size(), 500u * 784);
+  // Fashion's test images are normalised with the *train* statistics (0.2860 / 0.3530).
+  EXPECT_NEAR(s.sources[0].mean, 0.2860, 5e-4);
+  EXPECT_NEAR(s.sources[0].std, 0.3530, 5e-4);
+  const RawImages t10k = read_idx_pair(fashion("t10k", "images-idx3"), fashion("t10k", "labels-idx1"));
+  const auto& k0 = s.tasks[0].test_keys[3];
+  for (size_t p = 0; p < 784; p += 11)
+    EXPECT_NEAR(s.tasks[0].x_test[3 * 784 + p],
+                (t10k.pixels[static_cast<size_t>(k0.index) * 784 + p] / 255.0 - s.sources[0].mean) / s.sources[0].std,
+                1e-5);
+  // The seeded split: disjoint from every task's train samples, stratified, the same for
+  // every task of the source, and random labels leave the test labels alone.
+  const auto& held = s.sources[1].test_indices;
+  for (size_t t : {2, 3}) {
+    for (const auto& k : s.tasks[t].keys) EXPECT_FALSE(std::binary_search(held.begin(), held.end(), k.index));
+    for (const auto& k : s.tasks[t].test_keys) EXPECT_TRUE(std::binary_search(held.begin(), held.end(), k.index));
+  }
+  EXPECT_TRUE(s.tasks[2].test_keys == s.tasks[3].test_keys);
+  const RawImages mn = read_idx_pair(mnist_images(), mnist_labels());
+  std::map<int64_t, int> all, out;
+  for (int64_t l : mn.labels) ++all[l];
+  for (int64_t i : held) ++out[mn.labels[static_cast<size_t>(i)]];
+  for (const auto& [d, c] : all) EXPECT_LE(std::fabs(out[d] - 0.2 * c), 1.0) << "digit " << d;
+  // Recorded and reproducible: the same seed gives the same split, another seed another.
+  EXPECT_EQ(build_tasks(job).sources[1].test_indices, held);
+  job.seed = 12;
+  EXPECT_NE(build_tasks(job).sources[1].test_indices, held);
+}
+
+TEST(Tasks, InputShapeFitsSourcesOfEveryFormat) {
+  TempDir tmp;
+  write_plain(tmp / "cifar.bin", cifar_records({{1}, {2}, {3}, {1}}));
+  SourceConfig c;
+  c.name = "cifar";
+  c.format = "cifar10";
+  c.train_files = {tmp / "cifar.bin"};
+  SourceConfig m = mnist_source();
+  m.fit = "pad";
+  SourceConfig d = digits_source();  // 8×8, resized
+  JobConfig job;
+  job.path = "shape.toml";
+  job.n_per_task = 40;
+  job.input_shape = {3, 32, 32};
+  job.sources = {c, m, d};
+  job.tasks = {task("cifar", "cifar"), task("mnist", "mnist"), task("digits", "digits8")};
+  const TaskSet s = build_tasks(job);
+  EXPECT_EQ(s.channels, 3);
+  EXPECT_EQ(s.height, 32);
+  EXPECT_EQ(s.k_tot, 10 + 10 + 10);  // CIFAR-10 declares 10 classes whatever the file holds
+  for (const auto& t : s.tasks) EXPECT_EQ(t.dim, 3 * 32 * 32) << t.name;
+  EXPECT_EQ(s.tasks[0].size(), 4);
+  // MNIST padded by 2 and replicated to three channels, normalised with MNIST's own stats.
+  const RawImages mn = read_idx_pair(mnist_images(), mnist_labels());
+  const Task& mt = s.tasks[1];
+  const auto& info = s.sources[1];
+  for (size_t j = 0; j < 3; ++j)
+    for (int ch = 0; ch < 3; ++ch)
+      for (int h = 0; h < 32; h += 3)
+        for (int w = 0; w < 32; w += 2) {
+          const bool inside = h >= 2 && h < 30 && w >= 2 && w < 30;
+          const double raw =
+              inside ? mn.pixels[static_cast<size_t>(mt.keys[j].index) * 784 + (h - 2) * 28 + (w - 2)] / 255.0 : 0.0;
+          ASSERT_NEAR(mt.x[j * 3072 + static_cast<size_t>(ch * 1024 + h * 32 + w)], (raw - info.mean) / info.std, 1e-5);
+        }
+  // Digits: constant rows stay constant through the resize; shapes are printed as fitted.
+  EXPECT_EQ(s.sources[2].height, 8);
+  const std::string table = describe_tasks(job, s);
+  EXPECT_TRUE(contains(table, "3x32x32")) << table;
+  EXPECT_TRUE(contains(table, "1x8x8")) << table;
+  // No input_shape: the shapes disagree; a channel count with no rule is refused.
+  job.input_shape.clear();
+  EXPECT_TRUE(contains(input_error([&] { build_tasks(job); }), "shape.toml: sources[1]: source 'mnist' has 1x28x28"));
+  job.input_shape = {2, 32, 32};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "shape.toml: sources[0]: source 'cifar' has 3x32x32 images; cannot fit 3 channels to input_shape "
+            "2x32x32 (expected 3 or 1 channels there, or 1 channel in the source)");
+}
+
+TEST(Tasks, SklearnDigitsTaskAndAClassSubset) {
+  JobConfig job;
+  job.path = "digits.toml";
+  job.seed = 2;
+  job.sources = {digits_source()};
+  job.sources[0].test_fraction = 0.25;
+  TransformConfig low = tr("class_subset");
+  low.classes = {0, 1, 2};
+  job.tasks = {task("digits", "digits8"), task("low", "digits8", {low})};
+  const TaskSet s = build_tasks(job);
+  EXPECT_EQ(s.k_tot, 10);
+  EXPECT_EQ(s.sources[0].n_test, 449);  // round(0.25 × 1797)
+  EXPECT_EQ(s.tasks[0].size(), 1797 - 449);
+  EXPECT_EQ(s.tasks[0].dim, 64);
+  EXPECT_EQ(s.tasks[0].test_size(), 449);
+  for (int64_t y : s.tasks[1].y) EXPECT_LE(y, 2);
+  EXPECT_EQ(s.tasks[1].size() + [&] {
+    int64_t n = 0;
+    for (int64_t i : s.sources[0].test_indices) n += read_csv({kDigitsCsv}, {}).labels[static_cast<size_t>(i)] <= 2;
+    return n;
+  }(), 178 + 182 + 177);
+  // Normalised over the train rows: mean 0, spread 1 over the whole task.
+  double sum = 0, sq = 0;
+  for (float v : s.tasks[0].x) sum += v, sq += double{v} * v;
+  const double n = static_cast<double>(s.tasks[0].x.size());
+  EXPECT_NEAR(sum / n, 0.0, 1e-6);
+  EXPECT_NEAR(sq / n, 1.0, 1e-5);
+}
+
+TEST(Tasks, DeterministicBytesAndBalancedShards) {
+  const JobConfig job = small_job();
+  const TaskSet a = build_tasks(job);
+  const TaskSet b = build_tasks(job);
+  EXPECT_EQ(fingerprint(a), fingerprint(b));
+  JobConfig other = job;
+  other.seed += 1;
+  EXPECT_NE(fingerprint(build_tasks(other)), fingerprint(a));
+  // Shards: contiguous, covering, sizes within one of each other.
+  for (int64_t n : {0, 1, 7, 200, 1001})
+    for (int g : {1, 2, 3, 8}) {
+      int64_t next = 0, lo = n, hi = 0;
+      for (int r = 0; r < g; ++r) {
+        const ShardRange sh = shard_range(n, r, g);
+        EXPECT_EQ(sh.begin, next);
+        next = sh.end;
+        lo = std::min(lo, sh.size());
+        hi = std::max(hi, sh.size());
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_LE(hi - lo, 1);
+    }
+  EXPECT_THROW(shard_range(10, 2, 2), std::invalid_argument);
+}
+
+TEST(Tasks, DescribeTasksPrintsTheTable) {
+  const JobConfig job = small_job();
+  const TaskSet s = build_tasks(job);
+  const std::string t = describe_tasks(job, s);
+  for (const char* part : {"sources", "tasks (input 1x28x28, K_tot = 20)", "label space", "head rows", "conflicts",
+                           "mnist012", "10..19", "conflicting labels: none"})
+    EXPECT_TRUE(contains(t, part)) << part << "\n" << t;
+  // One line per source and per task, plus headers and the conflicts line.
+  EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 2 + 2 + 2 + 5 + 1);
+}
+
+// ---------------------------------------------------------------------------- bad input, one test per case
+
+TEST(BadInput, MissingFileInEveryReader) {
+  TempDir tmp;
+  EXPECT_EQ(input_error([&] { read_cifar({tmp / "nope.bin"}, 1, 0, 10); }),
+            (tmp / "nope.bin") + ": cannot open: No such file or directory");
+  EXPECT_EQ(input_error([&] { read_csv({tmp / "nope.csv"}, {}); }),
+            (tmp / "nope.csv") + ": cannot open: No such file or directory");
+  EXPECT_EQ(input_error([&] { read_idx_pair(tmp / "nope", tmp / "nope"); }),
+            (tmp / "nope") + ": cannot open: No such file or directory");
+}
+
+TEST(BadInput, WrongMagic) {
+  TempDir tmp;
+  write_gz(tmp / "i.gz", idx_bytes(0x0801, {2}, {0, 1}));
+  EXPECT_EQ(input_error([&] { read_idx_pair(tmp / "i.gz", tmp / "i.gz"); }),
+            (tmp / "i.gz") + ": bad IDX magic 0x00000801, expected 0x00000803 (ubyte images, rank 3)");
+}
+
+TEST(BadInput, TruncatedCifarAndIdx) {
+  TempDir tmp;
+  auto b = cifar_records({{1}, {2}});
+  b.resize(b.size() - 100);
+  write_plain(tmp / "cut.bin", b);
+  EXPECT_EQ(input_error([&] { read_cifar({tmp / "cut.bin"}, 1, 0, 10); }),
+            (tmp / "cut.bin") + ": truncated: 6046 bytes is not a whole number of 3073-byte CIFAR records "
+                                "(1 records and 2973 bytes)");
+  write_plain(tmp / "empty.bin", {});
+  EXPECT_TRUE(contains(input_error([&] { read_cifar({tmp / "empty.bin"}, 1, 0, 10); }), "empty"));
+  write_plain(tmp / "i", idx_bytes(0x803, {3, 2, 2}, {1, 2, 3}));
+  EXPECT_EQ(input_error([&] { read_idx_pair(tmp / "i", tmp / "i"); }),
+            (tmp / "i") + ": truncated: expected 12 pixel bytes, got 3");
+}
+
+TEST(BadInput, ImageLabelCountMismatch) {
+  TempDir tmp;
+  write_pair(tmp / "i", tmp / "l", {0, 1, 2, 3});
+  write_plain(tmp / "l5", idx_bytes(0x801, {5}, {0, 1, 2, 3, 4}));
+  EXPECT_EQ(input_error([&] { read_idx_pair(tmp / "i", tmp / "l5"); }),
+            (tmp / "l5") + ": 5 labels but " + (tmp / "i") + " has 4 images");
+}
+
+TEST(BadInput, CorruptGzip) {
+  TempDir tmp;
+  std::vector<uint8_t> px(20 * 28 * 28);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 7919) >> 3);
+  write_gz(tmp / "i.gz", idx_bytes(0x803, {20, 28, 28}, px));
+  corrupt_gzip(tmp / "i.gz");
+  const std::string m = input_error([&] { read_idx_pair(tmp / "i.gz", tmp / "i.gz"); });
+  EXPECT_TRUE(contains(m, (tmp / "i.gz") + ": corrupt gzip data (zlib: ")) << m;
+  // The real digits file, damaged, through the CSV reader.
+  write_plain(tmp / "digits.csv.gz", read_file(kDigitsCsv));
+  corrupt_gzip(tmp / "digits.csv.gz");
+  const std::string c = input_error([&] { read_csv({tmp / "digits.csv.gz"}, {}); });
+  EXPECT_TRUE(contains(c, (tmp / "digits.csv.gz") + ": corrupt gzip data")) << c;
+  // A gzip stream cut short is called truncated.
+  auto whole = read_file(kDigitsCsv);
+  whole.resize(whole.size() / 3);
+  write_plain(tmp / "cut.csv.gz", whole);
+  const std::string t = input_error([&] { read_csv({tmp / "cut.csv.gz"}, {}); });
+  EXPECT_TRUE(contains(t, (tmp / "cut.csv.gz") + ": truncated gzip stream")) << t;
+}
+
+TEST(BadInput, LabelOutsideTheDeclaredClasses) {
+  TempDir tmp;
+  write_plain(tmp / "c10", cifar_records({{1}, {10}}));
+  EXPECT_EQ(input_error([&] { read_cifar({tmp / "c10"}, 1, 0, 10); }),
+            (tmp / "c10") + ": record 1: label 10 outside the declared classes 0..9");
+  write_pair(tmp / "i", tmp / "l", {0, 1, 7, 2});
+  EXPECT_EQ(input_error([&] { read_idx_pair(tmp / "i", tmp / "l", 5); }),
+            (tmp / "l") + ": item 2: label 7 outside the declared classes 0..4");
+  write_text(tmp / "x.csv", "0.5,1\n0.25,3\n");
+  CsvFormat fmt;
+  fmt.num_classes = 3;
+  EXPECT_EQ(input_error([&] { read_csv({tmp / "x.csv"}, fmt); }),
+            (tmp / "x.csv") + ": line 2: field 2: label 3 outside the declared classes 0..2");
+  write_text(tmp / "neg.csv", "0.5,-1\n");
+  EXPECT_TRUE(contains(input_error([&] { read_csv({tmp / "neg.csv"}, {}); }), "line 1: field 2: label -1 is negative"));
+  fmt = {};
+  fmt.label_column = 0;
+  fmt.label_format = "letter";
+  write_text(tmp / "l.csv", "A,1\n7,2\n");
+  EXPECT_EQ(input_error([&] { read_csv({tmp / "l.csv"}, fmt); }),
+            (tmp / "l.csv") + ": line 2: field 1: label '7' is not a letter A..Z");
+  // Through a job: a source that declares fewer classes than its file uses.
+  JobConfig job;
+  job.path = "labels.toml";
+  job.sources = {mnist_source()};
+  job.sources[0].num_classes = 9;
+  job.tasks = {task("m", "mnist")};
+  EXPECT_TRUE(contains(input_error([&] { build_tasks(job); }), "outside the declared classes 0..8"));
+}
+
+TEST(BadInput, ClassSubsetNamingAbsentClasses) {
+  JobConfig job;
+  job.path = "subset.toml";
+  job.sources = {mnist_source()};
+  TransformConfig c = tr("class_subset");
+  c.classes = {3, 10};
+  job.tasks = {task("m", "mnist", {c})};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "subset.toml: tasks[0].transforms[0].classes: class 10 not in source 'mnist' (labels 0..9)");
+  TransformConfig first = tr("class_subset"), then = tr("class_subset");
+  first.classes = {1, 2};
+  then.classes = {2, 3};
+  job.tasks = {task("m", "mnist", {first, then})};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "subset.toml: tasks[0].transforms[1].classes: class 3 has no samples in task 'm' (its classes here: 1, 2)");
+}
+
+TEST(BadInput, CsvRowWithWrongFieldCount) {
+  TempDir tmp;
+  write_text(tmp / "x.csv", "1,2,3,0\n4,5,6,1\n7,8,1\n");
+  EXPECT_EQ(input_error([&] { read_csv({tmp / "x.csv"}, {}); }), (tmp / "x.csv") + ": line 3: expected 4 fields, got 3");
+  // A second file with other rows, and a shape that does not hold the features.
+  write_text(tmp / "y.csv", "1,2,3,4,0\n");
+  write_text(tmp / "ok.csv", "1,2,3,0\n");
+  EXPECT_EQ(input_error([&] { read_csv({tmp / "ok.csv", tmp / "y.csv"}, {}); }),
+            (tmp / "y.csv") + ": line 1: expected 4 fields, got 5");
+  CsvFormat fmt;
+  fmt.shape = {1, 2, 2};
+  EXPECT_EQ(input_error([&] { read_csv({tmp / "ok.csv"}, fmt); }),
+            (tmp / "ok.csv") + ": 3 features per row, but shape 1x2x2 needs 4");
+}
+
+TEST(BadInput, CsvFieldThatIsNotANumber) {
+  TempDir tmp;
+  write_text(tmp / "x.csv", "1,2,0\n1,two,1\n");
+  EXPECT_EQ(input_error([&] { read_csv({tmp / "x.csv"}, {}); }),
+            (tmp / "x.csv") + ": line 2: field 2: 'two' is not a number");
+  write_text(tmp / "e.csv", "1,,0\n");
+  EXPECT_TRUE(contains(input_error([&] { read_csv({tmp / "e.csv"}, {}); }), "line 1: field 2: '' is not a number"));
+  write_text(tmp / "l.csv", "1,2,x\n");
+  EXPECT_TRUE(contains(input_error([&] { read_csv({tmp / "l.csv"}, {}); }), "field 3: label 'x' is not an integer"));
+}
+
+TEST(BadInput, NanOrInfFeatures) {
+  TempDir tmp;
+  for (const std::string bad : {"nan", "inf", "-inf", "1e999"}) {
+    write_text(tmp / "x.csv", "1,2,0\n3," + bad + ",1\n");
+    EXPECT_EQ(input_error([&] { read_csv({tmp / "x.csv"}, {}); }),
+              (tmp / "x.csv") + ": line 2: field 2: '" + bad + "' is not a finite number");
+  }
+}
+
+TEST(BadInput, IncompatibleShapesWithoutResizeRule) {
+  JobConfig job;
+  job.path = "shapes.toml";
+  job.sources = {mnist_source(), digits_source()};
+  job.tasks = {task("m", "mnist"), task("d", "digits8")};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "shapes.toml: sources[1]: source 'digits8' has 1x8x8 images, expected 1x28x28 like source 'mnist' (all "
+            "sources must share one shape, or set input_shape = [C, H, W] to fit them)");
+  job.input_shape = {1, 28, 28};  // the rule: both fit
+  EXPECT_EQ(build_tasks(job).tasks[1].dim, 784);
+}
+
+TEST(BadInput, OutOfRangeTransformValues) {
+  JobConfig job;
+  job.path = "range.toml";
+  job.n_per_task = 50;
+  job.sources = {mnist_source()};
+  TransformConfig noise = tr("noise");
+  noise.sigma = -0.1;
+  job.tasks = {task("m", "mnist", {noise})};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "range.toml: tasks[0].transforms[0].sigma: task 'm': noise sigma -0.1, expected > 0");
+  job.tasks = {task("m", "mnist", {random_labels(-1, 1.5)})};
+  EXPECT_EQ(input_error([&] { build_tasks(job); }),
+            "range.toml: tasks[0].transforms[0].fraction: expected a value in [0, 1], got 1.5");
+}
+
+TEST(Idx, TransposeTurnsEmnistStyleImagesUpright) {
+  TempDir tmp;
+  // A 2×3 block as stored, [[1, 2, 3], [4, 5, 6]], is a 3×2 image held column by column:
+  // upright it is [[1, 4], [2, 5], [3, 6]].
+  write_plain(tmp / "i", idx_bytes(0x803, {1, 2, 3}, {1, 2, 3, 4, 5, 6}));
+  write_plain(tmp / "l", idx_bytes(0x801, {1}, {4}));
+  SourceConfig s = idx_source("emnist", tmp / "i", tmp / "l");
+  s.transpose = true;
+  const RawImages r = read_source(s, false);
+  EXPECT_EQ(r.height, 3);
+  EXPECT_EQ(r.width, 2);
+  EXPECT_EQ(r.pixels, (std::vector<uint8_t>{1, 4, 2, 5, 3, 6}));
+  EXPECT_EQ(r.labels, (std::vector<int64_t>{4}));
+  s.transpose = false;
+  EXPECT_EQ(read_source(s, false).pixels, (std::vector<uint8_t>{1, 2, 3, 4, 5, 6}));
 }
