@@ -54,8 +54,12 @@ struct TaskConfig {
 };
 
 struct ModelConfig {
-  std::string arch = "mlp";          // linear | mlp
-  std::vector<int64_t> hidden{32};   // mlp widths
+  std::string arch = "mlp";            // linear | mlp | cnn | resnet18
+  std::vector<int64_t> hidden{32};     // mlp widths; cnn: the dense layer after the convolutions
+  std::vector<int64_t> channels{16, 32};  // cnn: output channels of its 3×3 conv layers
+  int64_t width = 64;                  // resnet18: channels of the first stage
+  std::string norm = "group";          // resnet18: group | batch (curvature then in eval mode)
+  std::string activation;              // tanh | relu; default tanh (smooth) but relu for resnet18
 };
 
 struct TrainConfig {
@@ -69,6 +73,25 @@ struct TrainConfig {
   double grad_tol = 1e-5;         // ‖∇(L_D + β/(2λ²)‖w‖²)‖ / n
   int64_t polish_iters = 500;     // L-BFGS iterations at most
   int64_t seeds = 1;
+  int64_t steps = 0;              // SGD steps; 0: `epochs` passes over the task
+  std::string schedule = "constant";  // constant | step | cosine
+  std::vector<int64_t> milestones;    // step: steps at which lr *= factor
+  double factor = 0.1;
+  int64_t eval_every = 50;        // steps between evaluations of the whole-task mean loss
+  double loss_threshold = 0.0;    // convergence time: first step with mean loss below it (0: off)
+};
+
+// Fine-tune cost T(i|j) (DESIGN §1): SGD from w*_j on D_i at a constant rate until the mean
+// loss of D_i falls below θ_i; the same protocol from scratch gives T(i|i) and θ_i.
+struct FinetuneConfig {
+  bool enabled = true;
+  double lr = 0.05;
+  int64_t batch_size = 64;
+  double momentum = 0.9;
+  int64_t eval_every = 10;
+  int64_t max_steps = 2000;     // a pair not reached by then is "not reached", never the cap
+  double loss_margin = 0.05;    // θ_i = median of the scratch run's last 10 evaluations + margin
+  double threshold = 0.0;       // > 0: a fixed θ for every task instead
 };
 
 struct ComplexityConfig {
@@ -81,6 +104,7 @@ struct ComplexityConfig {
   int64_t lanczos_steps = 30;
   int64_t batch_size = 256;  // samples per curvature-product batch
   double eps_tol = 1e-10;
+  int64_t samples = 0;       // curvature on a fixed seeded subsample of this size, scaled by n/n_sub (0: all)
 };
 
 struct JobConfig {
@@ -96,6 +120,7 @@ struct JobConfig {
   std::vector<TaskConfig> tasks;
   ModelConfig model;
   TrainConfig train;
+  FinetuneConfig finetune;
   ComplexityConfig complexity;
 
   // c in log det(I + c·G): λ²/β ("laplace") or 2λ²/β ("paper", the seed's eq. 3).

@@ -23,6 +23,7 @@ struct SpectrumOptions {
   int64_t probes = 16;
   int64_t lanczos_steps = 30;
   double c = 1.0;              // log det(I + c·A)
+  double c_alt = 0.0;          // > 0: the same log-det at a second c, from the same Lanczos runs
   uint64_t seed = 1;           // probes: counter-based, keyed by (seed, probe, index)
   double eps_tol = 1e-10;
   std::string prefix = "curv_";  // options prefix for the EPS
@@ -38,6 +39,14 @@ struct SpectrumResult {
   double logdet_stderr = 0.0;        // std(q_p)/√P
   double quadrature_change = 0.0;    // |mean q(m) − mean q(m/2)|
   int64_t requested = 0, converged = 0;  // eigenpairs asked of the EPS and converged
+  std::vector<double> probe_values_alt;  // at c_alt (empty without one)
+  double logdet_alt = 0.0, logdet_alt_stderr = 0.0;
+  std::vector<double> trace_probes;      // zᵀ P⊥AP⊥ z per probe (Hutchinson on the complement)
+  double trace = 0.0, trace_stderr = 0.0;  // Σ_k λ_k + mean(trace_probes)
+  // Spectral density: the top-k eigenvalues (weight 1/d each) and every probe's Gauss nodes
+  // (weight τ² (d − k)/(d P)); the weights sum to 1.
+  std::vector<double> esd_nodes, esd_weights;
+  int64_t dim = 0;
   int64_t products = 0;              // operator applications
   double seconds = 0.0;
 };
@@ -51,9 +60,18 @@ std::vector<double> apply_distributed(MPI_Comm comm, CurvatureOperator& op, cons
 // One Rademacher entry (±1) of probe p at global index i: the same for any rank layout.
 double rademacher(uint64_t seed, uint64_t probe, uint64_t index);
 
-// Gauss quadrature of f(θ) = log(1 + cθ) over Lanczos tridiagonals (Kokkos kernel, batched):
-// alpha is [P][m], beta [P][m-1] (rows of unequal length padded, lengths in `len`);
-// returns Σ_k τ_k² log(1 + c θ_k) per probe (to be scaled by ‖z‖²).
+// Gauss rules of Lanczos tridiagonals: per probe, nodes θ_k (Ritz values) and weights τ_k²
+// (squared first components of the eigenvectors; they sum to 1).
+struct GaussRules {
+  std::vector<std::vector<double>> nodes, weights;
+};
+
+// Gauss quadrature of f(θ) = log(1 + cθ) over Lanczos tridiagonals (Kokkos kernel, one probe
+// per work item): alpha is [P][m_p], beta [P][m_p − 1]; returns, for each c of `cs`,
+// Σ_k τ_k² log(1 + c·max(θ_k, 0)) per probe (to be scaled by ‖z‖²); the rules if asked.
+std::vector<std::vector<double>> lanczos_quadrature(const std::vector<std::vector<double>>& alpha,
+                                                    const std::vector<std::vector<double>>& beta,
+                                                    const std::vector<double>& cs, GaussRules* rules);
 std::vector<double> lanczos_quadrature(const std::vector<std::vector<double>>& alpha,
                                        const std::vector<std::vector<double>>& beta, double c);
 

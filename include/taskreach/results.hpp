@@ -21,8 +21,16 @@ struct Matrix {
 
 struct SpectrumRecord {
   std::vector<double> eigenvalues, residuals;
+  std::vector<double> esd_nodes, esd_weights;  // spectral density (weights sum to 1)
   int64_t hvp_count = 0;
   double seconds = 0.0;
+};
+
+// The SGD run of a task's single job (seed 0): evaluations of the whole task.
+struct TrainingRecord {
+  std::vector<double> curve;        // rows of (step, mean loss, accuracy), flattened
+  int64_t convergence_step = -1;    // first step with mean loss < train.loss_threshold
+  double test_accuracy = -1.0;      // at w*, where the task has a test split
 };
 
 struct JobRecord {
@@ -43,12 +51,22 @@ struct RunOutput {
 
   // /complexity, length N
   std::vector<double> C, loss, weight_norm2, logdet, logdet_stderr, grad_norm;
+  // Optional (written when of length N): C's error, C under both log-det conventions
+  // (c = λ²/β "laplace", 2λ²/β "paper") with their errors, and the trace of the curvature.
+  std::vector<double> C_stderr, C_laplace, C_laplace_stderr, C_paper, C_paper_stderr, trace, trace_stderr;
 
   Matrix<double> unions_C;          // [N,N], symmetric, diagonal = C
   Matrix<int64_t> unions_conflicts; // [N,N]
   Matrix<double> R, R_per_sample, stderr_total, stderr_probe, stderr_seed;  // [N,N]
+  Matrix<double> stderr_probe_unpaired;  // optional: the probe error had the probes not been shared
 
   std::vector<SpectrumRecord> spectra;  // per task, job order
+  std::vector<TrainingRecord> training; // per task, job order (written when of size N)
+
+  // /finetune, written when finetune_threshold has N entries: T(i|j) in SGD steps (−1: not
+  // reached), samples processed, and θ_i.
+  Matrix<int64_t> finetune_steps, finetune_samples;
+  std::vector<double> finetune_threshold;
   std::vector<JobRecord> jobs;
 };
 

@@ -36,8 +36,9 @@ Plan make_plan(const JobConfig& job, const TaskSet& tasks);
 std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size);
 
 // Runs every job over task groups split from `world` and assembles the result on every
-// rank. Rank 0 writes progress lines to `progress` (may be null).
+// rank. Rank 0 writes progress lines to `progress` (may be null). Checkpoints of w* go to
+// `workdir` (which must exist; shared by all ranks); without one, no fine-tuning is done.
 RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
-                           std::ostream* progress);
+                           std::ostream* progress, const std::string& workdir);
 
 }  // namespace taskreach

@@ -1,9 +1,11 @@
 #pragma once
 // Training (LibTorch behind this torch-free interface): MAP weights w* of
 // L_D(w) + β/(2λ²)‖w‖² by SGD, then a full-batch L-BFGS polish, data-parallel over a
-// task group's communicator; and the curvature-vector product at w*.
+// task group's communicator; fine-tuning under a fixed protocol; checkpoints; and the
+// curvature-vector product at w*.
 #include <mpi.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,39 +18,79 @@
 namespace taskreach {
 
 struct ModelShape {
-  std::string arch = "mlp";
-  int64_t in_dim = 0;
-  std::vector<int64_t> hidden;
+  std::string arch = "mlp";  // linear | mlp | cnn | resnet18
+  int64_t channels = 1, height = 0, width = 0;  // input C×H×W (in_dim = C·H·W)
+  std::vector<int64_t> hidden;                  // mlp widths; cnn dense layer
+  std::vector<int64_t> conv{16, 32};            // cnn conv channels
+  int64_t base_width = 64;                      // resnet18
+  std::string norm = "group";                   // resnet18
+  std::string activation = "tanh";
   int64_t k_tot = 0;
+  int64_t in_dim() const { return channels * height * width; }
 };
 
 ModelShape model_shape(const JobConfig& job, const TaskSet& tasks);
 int64_t num_parameters(const ModelShape& shape);
 
+// One evaluation of the whole task during training: step, mean loss (nats), accuracy.
+using CurvePoint = std::array<double, 3>;
+
 struct TrainOutcome {
   std::string status = "ok";     // ok | diverged | not_converged
   std::vector<double> weights;   // w*, flattened in parameter order
+  std::vector<double> buffers;   // non-trainable state (BatchNorm running statistics), flattened
   double loss = 0.0;             // L_D(w*), summed, nats
   double weight_norm2 = 0.0;     // ‖w*‖²
   double grad_norm = 0.0;        // ‖∇(L_D + β/(2λ²)‖w‖²)‖ / n at w*
   double weight_decay = 0.0;     // γ used by SGD
   int64_t sgd_steps = 0;
   int64_t polish_iters = 0;
+  int64_t convergence_step = -1;  // first evaluated step with mean loss < train.loss_threshold
+  std::vector<CurvePoint> curve;  // SGD evaluations every train.eval_every steps
+  double test_accuracy = -1.0;    // at w*, when the task has a test split
   double seconds = 0.0;
 };
 
 // Every rank of `group` holds the whole task; rank r works on the entries r, r+g, … of
 // each global batch, so the trajectory does not depend on g up to summation order.
+// With a non-empty `checkpoint`, the model and SGD state at w* are saved there (rank 0).
 TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task,
-                       const JobConfig& job, uint64_t seed);
+                       const JobConfig& job, uint64_t seed, const std::string& checkpoint = "");
+
+// The weights (and, if asked, the buffers) stored in a checkpoint written by train_map.
+std::vector<double> load_checkpoint(const ModelShape& shape, const std::string& checkpoint,
+                                    std::vector<double>* buffers = nullptr);
+
+struct FinetuneOutcome {
+  std::string status = "ok";  // ok | not_reached | diverged
+  int64_t steps = -1;         // first evaluated step with mean loss ≤ θ; −1: not reached
+  int64_t samples = 0;        // samples processed until then (or until the cap)
+  double threshold = 0.0;     // θ used (set by the scratch run)
+  std::vector<CurvePoint> curve;
+  double seconds = 0.0;
+};
+
+// The fine-tune protocol from scratch (random init of `seed`) on `task`: runs
+// finetune.max_steps steps; θ = median of the last 10 evaluations + loss_margin (or the
+// fixed threshold), and steps = the first evaluation at or below θ: T(i|i).
+FinetuneOutcome finetune_scratch(MPI_Comm group, const ModelShape& shape, const Task& task,
+                                 const JobConfig& job, uint64_t seed);
+
+// T(i|j): the same protocol from `source_weights` (w*_j) until the mean loss of `task` ≤ θ.
+FinetuneOutcome finetune_from(MPI_Comm group, const ModelShape& shape, const Task& task,
+                              const JobConfig& job, const std::vector<double>& source_weights,
+                              double threshold, uint64_t seed);
 
 // G v (Gauss–Newton of L_D alone) or H v (exact Hessian of L_D) at fixed weights, on the
-// samples r, r+g, … of the task (this rank's shard), in float64. The per-batch graphs are
-// built once and reused by every product.
+// samples r, r+g, … of the task (this rank's shard), in float64, eval mode. The per-batch
+// graphs are built once here and reused by every product. With 0 < subsample < n, the
+// operator is the sum over a fixed subsample (the samples of curvature_subsample()) scaled
+// by n/n_sub.
 class TorchCurvature final : public CurvatureOperator {
  public:
   TorchCurvature(const ModelShape& shape, const std::vector<double>& weights, const Task& task,
-                 int shard_rank, int shard_size, const std::string& kind, int64_t batch_size);
+                 int shard_rank, int shard_size, const std::string& kind, int64_t batch_size,
+                 const std::vector<double>& buffers = {}, int64_t subsample = 0, uint64_t seed = 0);
   ~TorchCurvature() override;
   int64_t dim() const override;
   void apply_shard(const double* v, double* out) override;
@@ -58,16 +100,20 @@ class TorchCurvature final : public CurvatureOperator {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace taskreach
+// The fixed subsample of `count` of the task's n samples used for the curvature: the first
+// `count` of a permutation seeded by `seed`, in increasing order (all of them if count ≥ n or 0).
+std::vector<int64_t> curvature_subsample(int64_t n, int64_t count, uint64_t seed);
 
-namespace taskreach {
 // Versions of the libraries behind the train module, for the output's root attributes.
 std::string torch_version();
 std::string blas_info();
-}  // namespace taskreach
 
-namespace taskreach {
 // Intra-op threads per rank (torch::set_num_threads): 1 unless asked, since several ranks
 // share a node's cores.
 void set_threads(int threads);
+
+// The device this rank trains on: CUDA device (local_rank mod #GPUs) when LibTorch has
+// CUDA and a GPU is visible, else the CPU. Returns a description ("cpu", "cuda:1").
+std::string select_device(int local_rank);
+
 }  // namespace taskreach

@@ -55,6 +55,16 @@ std::string hdf5_version() {
   return std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
 }
 
+// This rank's index among the ranks of its node: picks its GPU.
+int local_rank(MPI_Comm world) {
+  MPI_Comm node;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int r = 0;
+  MPI_Comm_rank(node, &r);
+  MPI_Comm_free(&node);
+  return r;
+}
+
 int threads_from_env() {
   const char* v = std::getenv("OMP_NUM_THREADS");
   return v ? std::max(1, std::atoi(v)) : 1;
@@ -88,7 +98,7 @@ std::string check_output(const std::string& output) {
   return {};
 }
 
-int cmd_run(MPI_Comm world, const std::string& job_path, std::string output) {
+int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, const std::string& device) {
   int rank = 0, size = 1;
   MPI_Comm_rank(world, &rank);
   MPI_Comm_size(world, &size);
@@ -101,9 +111,21 @@ int cmd_run(MPI_Comm world, const std::string& job_path, std::string output) {
     return 2;
   }
   Plan plan = make_plan(job, tasks);
-  if (rank == 0) std::cout << describe_plan(job, tasks, plan, size) << std::flush;
-  RunOutput out = run_reachability(world, job, tasks, plan, rank == 0 ? &std::cout : nullptr);
+  if (rank == 0) std::cout << describe_plan(job, tasks, plan, size) << "device: " << device << " (rank 0)\n" << std::flush;
+  // Checkpoints of every w* live beside the output, in OUTPUT.work/.
+  const std::string workdir = output + ".work";
+  int made = 1;
+  if (rank == 0) {
+    std::error_code ec;
+    fs::create_directories(workdir, ec);
+    made = ec ? 0 : 1;
+    if (ec) std::cerr << "taskreach: error: " << workdir << ": cannot create the work directory: " << ec.message() << std::endl;
+  }
+  MPI_Bcast(&made, 1, MPI_INT, 0, world);
+  if (!made) return 3;
+  RunOutput out = run_reachability(world, job, tasks, plan, rank == 0 ? &std::cout : nullptr, workdir);
   out.attrs_str["version"] = TASKREACH_VERSION;
+  out.attrs_str["device"] = device;
   out.attrs_str["petsc"] = petsc_version();
   out.attrs_str["slepc"] = slepc_version();
   out.attrs_str["hdf5"] = hdf5_version();
@@ -191,8 +213,9 @@ int main(int argc, char** argv) {
   {
     Kokkos::ScopeGuard kokkos;
     set_threads(threads_from_env());
+    const std::string device = select_device(local_rank(world));
     try {
-      if (*run) rc = cmd_run(world, job_path, output);
+      if (*run) rc = cmd_run(world, job_path, output, device);
       else if (*validate) rc = cmd_validate(world, job_path);
       else if (*info) rc = cmd_info(world, result_path);
     } catch (const InputError& e) {

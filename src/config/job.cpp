@@ -306,7 +306,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   job.path = path;
   job.text = text;
   r.only(root, "", {"name", "seed", "ranks_per_task", "n_per_task", "n_test_per_task", "input_shape", "model", "train",
-                    "complexity", "sources", "tasks"});
+                    "finetune", "complexity", "sources", "tasks"});
   r.get(root, "", "name", job.name);
   r.get(root, "", "seed", job.seed);
   r.get(root, "", "ranks_per_task", job.ranks_per_task);
@@ -322,18 +322,31 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   }
 
   if (const auto* m = r.table(root, "", "model")) {
-    r.only(*m, "model", {"arch", "hidden"});
-    r.get(*m, "model", "arch", job.model.arch);
-    if (m->get("hidden")) job.model.hidden = r.ints(*m, "model", "hidden");
-    if (job.model.arch != "mlp" && job.model.arch != "linear")
-      r.fail("model.arch", "unknown architecture '" + job.model.arch + "', expected one of: linear, mlp");
-    for (auto h : job.model.hidden) r.at_least("model.hidden", h, 1);
-    if (job.model.arch == "linear") job.model.hidden.clear();
+    auto& mc = job.model;
+    r.only(*m, "model", {"arch", "hidden", "channels", "width", "norm", "activation"});
+    r.get(*m, "model", "arch", mc.arch);
+    if (m->get("hidden")) mc.hidden = r.ints(*m, "model", "hidden");
+    if (m->get("channels")) mc.channels = r.ints(*m, "model", "channels");
+    r.get(*m, "model", "width", mc.width);
+    r.get(*m, "model", "norm", mc.norm);
+    r.get(*m, "model", "activation", mc.activation);
+    if (mc.arch != "mlp" && mc.arch != "linear" && mc.arch != "cnn" && mc.arch != "resnet18")
+      r.fail("model.arch", "unknown architecture '" + mc.arch + "', expected one of: linear, mlp, cnn, resnet18");
+    for (auto h : mc.hidden) r.at_least("model.hidden", h, 1);
+    for (auto c : mc.channels) r.at_least("model.channels", c, 1);
+    r.at_least("model.width", mc.width, 4);
+    if (mc.norm != "group" && mc.norm != "batch")
+      r.fail("model.norm", "expected \"group\" or \"batch\", got '" + mc.norm + "'");
+    if (!mc.activation.empty() && mc.activation != "tanh" && mc.activation != "relu")
+      r.fail("model.activation", "expected \"tanh\" or \"relu\", got '" + mc.activation + "'");
+    if (mc.arch == "linear") mc.hidden.clear();
   }
+  if (job.model.activation.empty()) job.model.activation = job.model.arch == "resnet18" ? "relu" : "tanh";
   if (const auto* t = r.table(root, "", "train")) {
     auto& c = job.train;
     r.only(*t, "train", {"epochs", "batch_size", "lr", "momentum", "weight_decay", "dtype",
-                         "grad_tol", "polish_iters", "seeds"});
+                         "grad_tol", "polish_iters", "seeds", "steps", "schedule", "milestones",
+                         "factor", "eval_every", "loss_threshold"});
     r.get(*t, "train", "epochs", c.epochs);
     r.at_least("train.epochs", c.epochs, 0);
     r.get(*t, "train", "batch_size", c.batch_size);
@@ -361,11 +374,49 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.at_least("train.polish_iters", c.polish_iters, 0);
     r.get(*t, "train", "seeds", c.seeds);
     r.at_least("train.seeds", c.seeds, 1);
+    r.get(*t, "train", "steps", c.steps);
+    r.at_least("train.steps", c.steps, 0);
+    r.get(*t, "train", "schedule", c.schedule);
+    if (c.schedule != "constant" && c.schedule != "step" && c.schedule != "cosine")
+      r.fail("train.schedule", "expected \"constant\", \"step\" or \"cosine\", got '" + c.schedule + "'");
+    c.milestones = r.ints(*t, "train", "milestones");
+    for (size_t q = 0; q < c.milestones.size(); ++q)
+      if (c.milestones[q] < 1 || (q && c.milestones[q] <= c.milestones[q - 1]))
+        r.fail("train.milestones", "expected increasing positive step numbers");
+    r.get(*t, "train", "factor", c.factor);
+    r.positive("train.factor", c.factor);
+    r.get(*t, "train", "eval_every", c.eval_every);
+    r.at_least("train.eval_every", c.eval_every, 1);
+    r.get(*t, "train", "loss_threshold", c.loss_threshold);
+    if (c.loss_threshold < 0) r.fail("train.loss_threshold", "expected a non-negative mean loss in nats");
+  }
+  if (const auto* t = r.table(root, "", "finetune")) {
+    auto& f = job.finetune;
+    r.only(*t, "finetune", {"enabled", "lr", "batch_size", "momentum", "eval_every", "max_steps",
+                            "loss_margin", "threshold"});
+    if (const toml::node* e = t->get("enabled")) {
+      if (!e->is_boolean()) r.fail("finetune.enabled", "expected true or false");
+      f.enabled = *e->value<bool>();
+    }
+    r.get(*t, "finetune", "lr", f.lr);
+    r.positive("finetune.lr", f.lr);
+    r.get(*t, "finetune", "batch_size", f.batch_size);
+    r.at_least("finetune.batch_size", f.batch_size, 1);
+    r.get(*t, "finetune", "momentum", f.momentum);
+    if (f.momentum < 0 || f.momentum >= 1) r.fail("finetune.momentum", "expected a value in [0, 1)");
+    r.get(*t, "finetune", "eval_every", f.eval_every);
+    r.at_least("finetune.eval_every", f.eval_every, 1);
+    r.get(*t, "finetune", "max_steps", f.max_steps);
+    r.at_least("finetune.max_steps", f.max_steps, 10 * f.eval_every);
+    r.get(*t, "finetune", "loss_margin", f.loss_margin);
+    if (f.loss_margin < 0) r.fail("finetune.loss_margin", "expected a non-negative margin in nats");
+    r.get(*t, "finetune", "threshold", f.threshold);
+    if (f.threshold < 0) r.fail("finetune.threshold", "expected a positive mean loss in nats");
   }
   if (const auto* t = r.table(root, "", "complexity")) {
     auto& c = job.complexity;
     r.only(*t, "complexity", {"beta", "lambda2", "logdet_scale", "curvature", "top_k", "probes",
-                              "lanczos_steps", "batch_size", "eps_tol"});
+                              "lanczos_steps", "batch_size", "eps_tol", "samples"});
     r.get(*t, "complexity", "beta", c.beta);
     r.positive("complexity.beta", c.beta);
     r.get(*t, "complexity", "lambda2", c.lambda2);
@@ -386,6 +437,8 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.at_least("complexity.batch_size", c.batch_size, 1);
     r.get(*t, "complexity", "eps_tol", c.eps_tol);
     r.positive("complexity.eps_tol", c.eps_tol);
+    r.get(*t, "complexity", "samples", c.samples);
+    r.at_least("complexity.samples", c.samples, 0);
   }
 
   const toml::node* srcs = root.get("sources");

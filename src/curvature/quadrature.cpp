@@ -98,26 +98,32 @@ void tridiagonal_eigen(std::vector<double>& diag, std::vector<double> offdiag,
     throw std::runtime_error("curvature: tridiagonal eigensolver did not converge");
 }
 
-std::vector<double> lanczos_quadrature(const std::vector<std::vector<double>>& alpha,
-                                       const std::vector<std::vector<double>>& beta, double c) {
+std::vector<std::vector<double>> lanczos_quadrature(const std::vector<std::vector<double>>& alpha,
+                                                    const std::vector<std::vector<double>>& beta,
+                                                    const std::vector<double>& cs, GaussRules* rules) {
   const int P = static_cast<int>(alpha.size());
+  const int C = static_cast<int>(cs.size());
   int mmax = 1;
   for (const auto& a : alpha) mmax = std::max(mmax, static_cast<int>(a.size()));
   // Rows contiguous on every backend: the kernel walks a probe's row through a pointer.
-  Kokkos::View<double**, Kokkos::LayoutRight> d("taskreach::quadrature::d", P, mmax), e("taskreach::quadrature::e", P, mmax),
-      z("taskreach::quadrature::z", P, mmax);
+  using Rows = Kokkos::View<double**, Kokkos::LayoutRight>;
+  Rows d("taskreach::quadrature::d", P, mmax), e("taskreach::quadrature::e", P, mmax),
+      z("taskreach::quadrature::z", P, mmax), q("taskreach::quadrature::q", C, P);
   Kokkos::View<int*> len("taskreach::quadrature::len", P);
-  Kokkos::View<double*> q("taskreach::quadrature::q", P);
+  Kokkos::View<double*> cv("taskreach::quadrature::c", C);
   auto hd = Kokkos::create_mirror_view(d), he = Kokkos::create_mirror_view(e);
   auto hlen = Kokkos::create_mirror_view(len);
+  auto hc = Kokkos::create_mirror_view(cv);
   for (int p = 0; p < P; ++p) {
     hlen(p) = static_cast<int>(alpha[p].size());
     for (int i = 0; i < hlen(p); ++i) hd(p, i) = alpha[p][i];
     for (int i = 0; i + 1 < hlen(p); ++i) he(p, i) = beta[p][i];
   }
+  for (int k = 0; k < C; ++k) hc(k) = cs[k];
   Kokkos::deep_copy(d, hd);
   Kokkos::deep_copy(e, he);
   Kokkos::deep_copy(len, hlen);
+  Kokkos::deep_copy(cv, hc);
   Kokkos::View<int> failures("taskreach::quadrature::failures");
   Kokkos::parallel_for(
       "taskreach::curvature::lanczos_quadrature", Kokkos::RangePolicy<>(0, P), KOKKOS_LAMBDA(const int p) {
@@ -127,17 +133,37 @@ std::vector<double> lanczos_quadrature(const std::vector<std::vector<double>>& a
         double* zp = &z(p, 0);
         for (int i = 0; i < n; ++i) zp[i] = i == 0 ? 1.0 : 0.0;
         if (!ql_implicit(dp, ep, zp, n)) Kokkos::atomic_add(&failures(), 1);
-        double s = 0.0;
+        for (int i = 0; i < n; ++i) zp[i] *= zp[i];  // Gauss weights τ_i²
         // Eigenvalues below 0 (exact Hessian, or round-off) are clipped: log(1 + c·max(θ, 0)).
-        for (int i = 0; i < n; ++i) s += zp[i] * zp[i] * kmath::log1p(c * kmath::fmax(dp[i], 0.0));
-        q(p) = s;
+        for (int k = 0; k < cv.extent_int(0); ++k) {
+          double s = 0.0;
+          for (int i = 0; i < n; ++i) s += zp[i] * kmath::log1p(cv(k) * kmath::fmax(dp[i], 0.0));
+          q(k, p) = s;
+        }
       });
   int nfail = 0;
   Kokkos::deep_copy(nfail, failures);
   if (nfail) throw std::runtime_error("curvature: tridiagonal eigensolver did not converge for " +
                                       std::to_string(nfail) + " probes");
   auto hq = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), q);
-  return std::vector<double>(hq.data(), hq.data() + P);
+  std::vector<std::vector<double>> out(static_cast<size_t>(C));
+  for (int k = 0; k < C; ++k) out[k].assign(&hq(k, 0), &hq(k, 0) + P);
+  if (rules) {
+    auto nodes = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), d);
+    auto weights = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), z);
+    rules->nodes.assign(static_cast<size_t>(P), {});
+    rules->weights.assign(static_cast<size_t>(P), {});
+    for (int p = 0; p < P; ++p) {
+      rules->nodes[p].assign(&nodes(p, 0), &nodes(p, 0) + hlen(p));
+      rules->weights[p].assign(&weights(p, 0), &weights(p, 0) + hlen(p));
+    }
+  }
+  return out;
+}
+
+std::vector<double> lanczos_quadrature(const std::vector<std::vector<double>>& alpha,
+                                       const std::vector<std::vector<double>>& beta, double c) {
+  return lanczos_quadrature(alpha, beta, std::vector<double>{c}, nullptr)[0];
 }
 
 }  // namespace taskreach

@@ -38,6 +38,14 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? 0.0 : s / static_cast<double>(v.size());
 }
 
+double stderr_of_mean(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  const double m = mean(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
+}
+
 }  // namespace
 
 SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const SpectrumOptions& opt) {
@@ -124,19 +132,42 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
     alpha_half[p].assign(a.begin(), a.begin() + static_cast<long>(half));
     beta_half[p].assign(b.begin(), b.begin() + static_cast<long>(std::min(half - 1, b.size())));
   }
-  res.probe_values = lanczos_quadrature(alpha, beta, opt.c);
+  std::vector<double> cs{opt.c};
+  if (opt.c_alt > 0) cs.push_back(opt.c_alt);
+  GaussRules rules;
+  auto q = lanczos_quadrature(alpha, beta, cs, &rules);
+  res.probe_values = q[0];
   res.probe_values_half = lanczos_quadrature(alpha_half, beta_half, opt.c);
   for (size_t p = 0; p < znorm2.size(); ++p) {
     res.probe_values[p] *= znorm2[p];
     res.probe_values_half[p] *= znorm2[p];
+    res.trace_probes.push_back(znorm2[p] * alpha[p][0]);  // zᵀAz = ‖z‖² α₀
   }
-  const double mq = mean(res.probe_values);
-  double var = 0;
-  for (double q : res.probe_values) var += (q - mq) * (q - mq);
-  var /= static_cast<double>(std::max<size_t>(1, res.probe_values.size() - 1));
-  res.logdet = res.logdet_top + mq;
-  res.logdet_stderr = std::sqrt(var / static_cast<double>(res.probe_values.size()));
-  res.quadrature_change = std::fabs(mq - mean(res.probe_values_half));
+  res.logdet = res.logdet_top + mean(res.probe_values);
+  res.logdet_stderr = stderr_of_mean(res.probe_values);
+  res.quadrature_change = std::fabs(mean(res.probe_values) - mean(res.probe_values_half));
+  if (opt.c_alt > 0) {
+    double top_alt = 0;
+    for (double l : res.eigenvalues) top_alt += std::log1p(opt.c_alt * std::max(l, 0.0));
+    res.probe_values_alt = q[1];
+    for (size_t p = 0; p < znorm2.size(); ++p) res.probe_values_alt[p] *= znorm2[p];
+    res.logdet_alt = top_alt + mean(res.probe_values_alt);
+    res.logdet_alt_stderr = stderr_of_mean(res.probe_values_alt);
+  }
+  res.trace = mean(res.trace_probes);
+  for (double l : res.eigenvalues) res.trace += l;
+  res.trace_stderr = stderr_of_mean(res.trace_probes);
+  res.dim = d;
+  const double complement = double(d - res.converged) / double(d) / double(std::max<int64_t>(1, opt.probes));
+  for (double l : res.eigenvalues) {
+    res.esd_nodes.push_back(l);
+    res.esd_weights.push_back(1.0 / double(d));
+  }
+  for (size_t p = 0; p < rules.nodes.size(); ++p)
+    for (size_t k = 0; k < rules.nodes[p].size(); ++k) {
+      res.esd_nodes.push_back(rules.nodes[p][k]);
+      res.esd_weights.push_back(complement * rules.weights[p][k]);
+    }
   res.products = A.products();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

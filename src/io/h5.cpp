@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <iomanip>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -107,6 +108,17 @@ bool valid_link_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
+// The [N] datasets that a result may or may not have, by path.
+template <typename Out>
+auto optional_vectors(Out& out) {
+  using V = std::conditional_t<std::is_const_v<Out>, const std::vector<double>*, std::vector<double>*>;
+  return std::vector<std::pair<std::string, V>>{
+      {"/complexity/C_stderr", &out.C_stderr},         {"/complexity/C_laplace", &out.C_laplace},
+      {"/complexity/C_laplace_stderr", &out.C_laplace_stderr}, {"/complexity/C_paper", &out.C_paper},
+      {"/complexity/C_paper_stderr", &out.C_paper_stderr}, {"/complexity/trace", &out.trace},
+      {"/complexity/trace_stderr", &out.trace_stderr}};
+}
+
 void validate(const Ctx& ctx, const RunOutput& out) {
   auto bad = [&](const std::string& what) { ctx.fail("invalid output: " + what); };
   const size_t n = out.task_names.size();
@@ -133,6 +145,8 @@ void validate(const Ctx& ctx, const RunOutput& out) {
   length("/complexity/logdet", out.logdet.size());
   length("/complexity/logdet_stderr", out.logdet_stderr.size());
   length("/complexity/grad_norm", out.grad_norm.size());
+  for (const auto& [name, v] : optional_vectors(out))
+    if (!v->empty()) length(name.c_str(), v->size());
 
   auto square = [&](const char* what, int64_t rows, int64_t cols, size_t size) {
     const auto nn = static_cast<int64_t>(n);
@@ -153,6 +167,14 @@ void validate(const Ctx& ctx, const RunOutput& out) {
          out.stderr_probe.data.size());
   square("/reachability/stderr_seed", out.stderr_seed.rows, out.stderr_seed.cols,
          out.stderr_seed.data.size());
+  if (!out.finetune_threshold.empty()) {
+    length("/finetune/threshold", out.finetune_threshold.size());
+    square("/finetune/steps", out.finetune_steps.rows, out.finetune_steps.cols, out.finetune_steps.data.size());
+    square("/finetune/samples", out.finetune_samples.rows, out.finetune_samples.cols,
+           out.finetune_samples.data.size());
+  }
+  for (const auto& t : out.training)
+    if (t.curve.size() % 3) bad("a training curve is not a list of (step, loss, accuracy) rows");
 
   std::map<std::string, int> attrs;
   for (const auto& kv : out.attrs_str) ++attrs[kv.first];
@@ -227,6 +249,8 @@ class Writer {
     phase(c_, ctx_, [&] { create_file(tmp); });
     phase(c_, ctx_, [&] { write_attributes(); });
     const bool spectra = out_.spectra.size() == out_.task_names.size();
+    const bool training = !out_.task_names.empty() && out_.training.size() == out_.task_names.size();
+    const bool finetune = !out_.task_names.empty() && out_.finetune_threshold.size() == out_.task_names.size();
     phase(c_, ctx_, [&] {
       for (const char* g : {"/tasks", "/complexity", "/unions", "/reachability", "/spectra", "/jobs"}) {
         create_group(g);
@@ -234,6 +258,11 @@ class Writer {
       if (spectra) {
         for (const auto& name : out_.task_names) create_group("/spectra/" + name);
       }
+      if (training) {
+        create_group("/training");
+        for (const auto& name : out_.task_names) create_group("/training/" + name);
+      }
+      if (finetune) create_group("/finetune");
     });
 
     strings("/tasks/name", out_.task_names);
@@ -246,6 +275,8 @@ class Writer {
     vector("/complexity/logdet", out_.logdet);
     vector("/complexity/logdet_stderr", out_.logdet_stderr);
     vector("/complexity/grad_norm", out_.grad_norm);
+    for (const auto& [name, v] : optional_vectors(out_))
+      if (v->size() == out_.task_names.size() && !v->empty()) vector(name, *v);
 
     matrix("/unions/C", out_.unions_C);
     matrix("/unions/conflicts", out_.unions_conflicts);
@@ -254,7 +285,24 @@ class Writer {
     matrix("/reachability/stderr", out_.stderr_total);
     matrix("/reachability/stderr_probe", out_.stderr_probe);
     matrix("/reachability/stderr_seed", out_.stderr_seed);
+    if (!out_.task_names.empty() && out_.stderr_probe_unpaired.rows == int64_t(out_.task_names.size()))
+      matrix("/reachability/stderr_probe_unpaired", out_.stderr_probe_unpaired);
 
+    if (finetune) {
+      matrix("/finetune/steps", out_.finetune_steps);
+      matrix("/finetune/samples", out_.finetune_samples);
+      vector("/finetune/threshold", out_.finetune_threshold);
+    }
+    if (training) {
+      for (size_t i = 0; i < out_.task_names.size(); ++i) {
+        const std::string g = "/training/" + out_.task_names[i];
+        const TrainingRecord& t = out_.training[i];
+        dataset(g + "/curve", file_type(double{}), mem_type(double{}), {t.curve.size() / 3, 3}, t.curve.data(),
+                Split::rank0);
+        scalar(g + "/convergence_step", t.convergence_step);
+        scalar(g + "/test_accuracy", t.test_accuracy);
+      }
+    }
     if (spectra) {
       for (size_t i = 0; i < out_.task_names.size(); ++i) {
         const std::string g = "/spectra/" + out_.task_names[i];
@@ -262,6 +310,10 @@ class Writer {
         vector(g + "/eigenvalues", s.eigenvalues);
         vector(g + "/residuals", s.residuals);
         scalar(g + "/hvp_count", s.hvp_count);
+        if (!s.esd_nodes.empty()) {
+          vector(g + "/esd_nodes", s.esd_nodes);
+          vector(g + "/esd_weights", s.esd_weights);
+        }
         scalar(g + "/seconds", s.seconds);
       }
     }
@@ -761,6 +813,25 @@ RunOutput read_output(const std::string& path) {
   out.stderr_total = read_matrix<double>(f, ctx, "/reachability/stderr", n);
   out.stderr_probe = read_matrix<double>(f, ctx, "/reachability/stderr_probe", n);
   out.stderr_seed = read_matrix<double>(f, ctx, "/reachability/stderr_seed", n);
+  for (auto& [name, v] : optional_vectors(out))
+    if (n > 0 && exists(f, name)) *v = read_shaped<double>(f, ctx, name, {n});
+  if (n > 0 && exists(f, "/reachability/stderr_probe_unpaired"))
+    out.stderr_probe_unpaired = read_matrix<double>(f, ctx, "/reachability/stderr_probe_unpaired", n);
+  if (n > 0 && exists(f, "/finetune/threshold")) {
+    out.finetune_steps = read_matrix<int64_t>(f, ctx, "/finetune/steps", n);
+    out.finetune_samples = read_matrix<int64_t>(f, ctx, "/finetune/samples", n);
+    out.finetune_threshold = read_shaped<double>(f, ctx, "/finetune/threshold", {n});
+  }
+  if (n > 0 && exists(f, "/training")) {
+    for (const auto& name : out.task_names) {
+      const std::string g = "/training/" + name;
+      TrainingRecord t;
+      t.curve = read_array<double>(f, ctx, g + "/curve").data;
+      t.convergence_step = read_scalar<int64_t>(f, ctx, g + "/convergence_step");
+      t.test_accuracy = read_scalar<double>(f, ctx, g + "/test_accuracy");
+      out.training.push_back(std::move(t));
+    }
+  }
 
   size_t groups = 0;
   for (const auto& name : out.task_names) {
@@ -774,6 +845,10 @@ RunOutput read_output(const std::string& path) {
       s.residuals = read_vector<double>(f, ctx, g + "/residuals");
       s.hvp_count = read_scalar<int64_t>(f, ctx, g + "/hvp_count");
       s.seconds = read_scalar<double>(f, ctx, g + "/seconds");
+      if (exists(f, g + "/esd_nodes")) {
+        s.esd_nodes = read_vector<double>(f, ctx, g + "/esd_nodes");
+        s.esd_weights = read_vector<double>(f, ctx, g + "/esd_weights");
+      }
       out.spectra.push_back(std::move(s));
     }
   } else if (groups != 0) {
@@ -852,6 +927,28 @@ std::string format_info(const RunOutput& out) {
     os << "  " << pad(names[i], row_width);
     for (size_t j = 0; j < n; ++j) os << "  " << pad(cells[i][j], width[j], true);
     os << "\n";
+  }
+
+  if (out.finetune_threshold.size() == n && out.finetune_steps.data.size() == n * n && n > 0) {
+    os << "\nT(i|j): SGD steps fine-tuning from source j until task i's loss <= theta_i "
+          "(diagonal: from scratch; - : not reached)\n";
+    os << "  " << pad(corner, row_width);
+    std::vector<size_t> tw(n);
+    for (size_t j = 0; j < n; ++j) {
+      tw[j] = std::max<size_t>(columns(names[j]), 8);
+      os << "  " << pad(names[j], tw[j], true);
+    }
+    os << "  " << pad("theta_i", 8, true) << "\n";
+    for (size_t i = 0; i < n; ++i) {
+      os << "  " << pad(names[i], row_width);
+      for (size_t j = 0; j < n; ++j) {
+        const int64_t t = out.finetune_steps(int64_t(i), int64_t(j));
+        os << "  " << pad(t < 0 ? std::string("-") : std::to_string(t), tw[j], true);
+      }
+      std::ostringstream th;
+      th << std::setprecision(3) << out.finetune_threshold[i];
+      os << "  " << pad(th.str(), 8, true) << "\n";
+    }
   }
 
   std::map<std::string, size_t> statuses;

@@ -1,6 +1,7 @@
 // The reachability run (DESIGN §4): task groups of `ranks_per_task` ranks, each job trained,
 // polished and measured on its group's communicator, results exchanged, C_β and R assembled.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -25,41 +26,50 @@ double complexity(double loss, double weight_norm2, double logdet, const Complex
 struct Measurement {
   std::string status = "ok";
   double seconds = 0, loss = 0, weight_norm2 = 0, logdet = 0, logdet_stderr = 0, grad_norm = 0, C = 0;
-  double weight_decay = 0, quadrature_change = 0, curvature_seconds = 0;
+  double weight_decay = 0, quadrature_change = 0, curvature_seconds = 0, test_accuracy = -1.0;
+  double logdet_alt = 0, logdet_alt_stderr = 0, trace = 0, trace_stderr = 0;
   int64_t sgd_steps = 0, polish_iters = 0, products = 0, eps_requested = 0, eps_converged = 0;
-  std::vector<double> probes, eigenvalues, residuals;
+  int64_t convergence_step = -1;
+  std::vector<double> probes, eigenvalues, residuals, curve, esd_nodes, esd_weights;
+
+  static constexpr const char* kStatus[] = {"ok", "diverged", "not_converged", "eps_not_converged"};
+
+  // Every field once, in one order, for pack() and unpack() alike.
+  template <typename Self, typename F64, typename I64, typename Vec>
+  static void fields(Self& m, F64 f64, I64 i64, Vec vec) {
+    for (auto* f : {&m.seconds, &m.loss, &m.weight_norm2, &m.logdet, &m.logdet_stderr, &m.grad_norm, &m.C,
+                    &m.weight_decay, &m.quadrature_change, &m.curvature_seconds, &m.test_accuracy,
+                    &m.logdet_alt, &m.logdet_alt_stderr, &m.trace, &m.trace_stderr})
+      f64(*f);
+    for (auto* f : {&m.sgd_steps, &m.polish_iters, &m.products, &m.eps_requested, &m.eps_converged,
+                    &m.convergence_step})
+      i64(*f);
+    for (auto* f : {&m.probes, &m.eigenvalues, &m.residuals, &m.curve, &m.esd_nodes, &m.esd_weights}) vec(*f);
+  }
 
   std::vector<double> pack() const {
-    static const char* kStatus[] = {"ok", "diverged", "not_converged", "eps_not_converged"};
-    double code = 0;
+    std::vector<double> v;
     for (int s = 0; s < 4; ++s)
-      if (status == kStatus[s]) code = s;
-    std::vector<double> v{code, seconds, loss, weight_norm2, logdet, logdet_stderr, grad_norm, C,
-                          weight_decay, quadrature_change, curvature_seconds,
-                          double(sgd_steps), double(polish_iters), double(products),
-                          double(eps_requested), double(eps_converged),
-                          double(probes.size()), double(eigenvalues.size())};
-    v.insert(v.end(), probes.begin(), probes.end());
-    v.insert(v.end(), eigenvalues.begin(), eigenvalues.end());
-    v.insert(v.end(), residuals.begin(), residuals.end());
+      if (status == kStatus[s]) v.push_back(s);
+    fields(
+        *this, [&](double x) { v.push_back(x); }, [&](int64_t x) { v.push_back(double(x)); },
+        [&](const std::vector<double>& x) {
+          v.push_back(double(x.size()));
+          v.insert(v.end(), x.begin(), x.end());
+        });
     return v;
   }
   static Measurement unpack(const std::vector<double>& v) {
-    static const char* kStatus[] = {"ok", "diverged", "not_converged", "eps_not_converged"};
     Measurement m;
     size_t k = 0;
     m.status = kStatus[static_cast<int>(v[k++])];
-    for (double* f : {&m.seconds, &m.loss, &m.weight_norm2, &m.logdet, &m.logdet_stderr, &m.grad_norm, &m.C,
-                      &m.weight_decay, &m.quadrature_change, &m.curvature_seconds})
-      *f = v[k++];
-    for (int64_t* f : {&m.sgd_steps, &m.polish_iters, &m.products, &m.eps_requested, &m.eps_converged})
-      *f = static_cast<int64_t>(v[k++]);
-    const auto np = static_cast<size_t>(v[k++]), ne = static_cast<size_t>(v[k++]);
-    m.probes.assign(v.begin() + long(k), v.begin() + long(k + np));
-    k += np;
-    m.eigenvalues.assign(v.begin() + long(k), v.begin() + long(k + ne));
-    k += ne;
-    m.residuals.assign(v.begin() + long(k), v.begin() + long(k + ne));
+    fields(
+        m, [&](double& x) { x = v[k++]; }, [&](int64_t& x) { x = static_cast<int64_t>(v[k++]); },
+        [&](std::vector<double>& x) {
+          const auto n = static_cast<size_t>(v[k++]);
+          x.assign(v.begin() + long(k), v.begin() + long(k + n));
+          k += n;
+        });
     return m;
   }
 };
@@ -67,10 +77,14 @@ struct Measurement {
 // The seed of repetition s: the same initialisation for every job, so differences pair up.
 uint64_t train_seed(const JobConfig& job, int64_t s) { return job.seed * 1000003ULL + static_cast<uint64_t>(s); }
 
-Measurement measure(MPI_Comm group, const JobConfig& job, const ModelShape& shape, const Task& task, int64_t s) {
+Measurement measure(MPI_Comm group, const JobConfig& job, const ModelShape& shape, const Task& task, int64_t s,
+                    const std::string& checkpoint) {
   const auto t0 = std::chrono::steady_clock::now();
   Measurement m;
-  TrainOutcome tr = train_map(group, shape, task, job, train_seed(job, s));
+  TrainOutcome tr = train_map(group, shape, task, job, train_seed(job, s), checkpoint);
+  m.convergence_step = tr.convergence_step;
+  m.test_accuracy = tr.test_accuracy;
+  for (const auto& c : tr.curve) m.curve.insert(m.curve.end(), c.begin(), c.end());
   m.status = tr.status;
   m.loss = tr.loss;
   m.weight_norm2 = tr.weight_norm2;
@@ -82,12 +96,20 @@ Measurement measure(MPI_Comm group, const JobConfig& job, const ModelShape& shap
     int rank = 0, size = 1;
     MPI_Comm_rank(group, &rank);
     MPI_Comm_size(group, &size);
-    TorchCurvature op(shape, tr.weights, task, rank, size, job.complexity.curvature, job.complexity.batch_size);
+    // The curvature is evaluated at the saved w*: what a later run (or a user) reads back.
+    if (!checkpoint.empty()) {
+      MPI_Barrier(group);
+      tr.weights = load_checkpoint(shape, checkpoint, &tr.buffers);
+    }
+    TorchCurvature op(shape, tr.weights, task, rank, size, job.complexity.curvature, job.complexity.batch_size,
+                      tr.buffers, job.complexity.samples, job.seed);
     SpectrumOptions so;
     so.top_k = job.complexity.top_k;
     so.probes = job.complexity.probes;
     so.lanczos_steps = job.complexity.lanczos_steps;
     so.c = job.logdet_c();
+    // The other convention from the same Lanczos runs: laplace c = λ²/β, paper 2λ²/β.
+    so.c_alt = job.complexity.logdet_scale == "paper" ? so.c / 2.0 : so.c * 2.0;
     so.seed = job.seed;  // the same probes for every model of the job
     so.eps_tol = job.complexity.eps_tol;
     SpectrumResult sp = estimate_spectrum(group, op, so);
@@ -99,6 +121,12 @@ Measurement measure(MPI_Comm group, const JobConfig& job, const ModelShape& shap
     m.residuals = sp.residuals;
     m.products = sp.products;
     m.curvature_seconds = sp.seconds;
+    m.logdet_alt = sp.logdet_alt;
+    m.logdet_alt_stderr = sp.logdet_alt_stderr;
+    m.trace = sp.trace;
+    m.trace_stderr = sp.trace_stderr;
+    m.esd_nodes = sp.esd_nodes;
+    m.esd_weights = sp.esd_weights;
     m.eps_requested = sp.requested;
     m.eps_converged = sp.converged;
     if (sp.converged < sp.requested && m.status == "ok") m.status = "eps_not_converged";
@@ -180,76 +208,216 @@ std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan
   return o.str();
 }
 
+namespace {
+
+// Task groups over the world and a static largest-first schedule of work items over them.
+// Each item runs on its group; every rank then receives every item's packed result from the
+// first rank of the group that ran it.
+class Groups {
+ public:
+  Groups(MPI_Comm world, int64_t ranks_per_task) : world_(world) {
+    MPI_Comm_rank(world, &rank_);
+    MPI_Comm_size(world, &size_);
+    g_ = static_cast<int>(std::min<int64_t>(ranks_per_task, size_));
+    count_ = std::max(1, size_ / g_);
+    // Ranks beyond count*g join the last group, so any world size works.
+    color_ = std::min(rank_ / g_, count_ - 1);
+    MPI_Comm_split(world, color_, rank_, &group_);
+  }
+  ~Groups() { MPI_Comm_free(&group_); }
+  Groups(const Groups&) = delete;
+  Groups& operator=(const Groups&) = delete;
+
+  MPI_Comm group() const { return group_; }
+  int ranks_per_group() const { return g_; }
+  int count() const { return count_; }
+
+  // Runs work(k) for the items of this group (cost[k] orders and balances them) and returns
+  // every item's result on every rank. `done(k, seconds)` is called on rank 0 for its items.
+  template <typename Work, typename Done>
+  std::vector<std::vector<double>> run(const std::vector<double>& cost, Work work, Done done) {
+    const size_t n = cost.size();
+    std::vector<size_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+    std::vector<int> owner(n);
+    std::vector<double> load(size_t(count_), 0.0);
+    for (size_t k : order) {
+      owner[k] = int(std::min_element(load.begin(), load.end()) - load.begin());
+      load[size_t(owner[k])] += cost[k];
+    }
+    std::vector<std::vector<double>> packed(n);
+    for (size_t k : order) {
+      if (owner[k] != color_) continue;
+      const auto t0 = std::chrono::steady_clock::now();
+      packed[k] = work(k);
+      if (rank_ == 0) done(k, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    for (size_t k = 0; k < n; ++k) {
+      const int root = owner[k] * g_;
+      int len = rank_ == root ? int(packed[k].size()) : 0;
+      MPI_Bcast(&len, 1, MPI_INT, root, world_);
+      packed[k].resize(size_t(len));
+      MPI_Bcast(packed[k].data(), len, MPI_DOUBLE, root, world_);
+    }
+    return packed;
+  }
+
+ private:
+  MPI_Comm world_, group_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1, g_ = 1, count_ = 1, color_ = 0;
+};
+
+std::string checkpoint_path(const std::string& workdir, const std::string& job_name, int64_t seed) {
+  if (workdir.empty()) return {};
+  std::string safe;
+  for (char ch : job_name) safe += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_') ? ch : '_';
+  return workdir + "/" + safe + "-s" + std::to_string(seed) + ".pt";
+}
+
+// Rank 0's progress lines: plain text, one per finished item of its group.
+class Progress {
+ public:
+  Progress(std::ostream* out, std::chrono::steady_clock::time_point start) : out_(out), start_(start) {}
+  void phase(const std::string& name, int64_t total) {
+    if (out_) *out_ << name << ": " << total << " jobs" << std::endl;
+    done_ = 0;
+  }
+  void line(const std::string& what, double seconds) {
+    if (!out_) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    *out_ << "  [" << ++done_ << " by group 0] " << what << " (" << std::fixed << std::setprecision(1) << seconds
+          << " s; elapsed " << el << " s)" << std::defaultfloat << std::endl;
+  }
+
+ private:
+  std::ostream* out_;
+  std::chrono::steady_clock::time_point start_;
+  int64_t done_ = 0;
+};
+
+}  // namespace
+
 RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
-                           std::ostream* progress) {
+                           std::ostream* progress, const std::string& workdir) {
   const auto t_start = std::chrono::steady_clock::now();
   int rank = 0, world_size = 1;
   MPI_Comm_rank(world, &rank);
   MPI_Comm_size(world, &world_size);
-  const int g = static_cast<int>(std::min<int64_t>(job.ranks_per_task, world_size));
-  const int groups = std::max(1, world_size / g);
-  // Ranks beyond groups*g join the last group, so any world size works.
-  const int color = std::min(rank / g, groups - 1);
-  MPI_Comm group;
-  MPI_Comm_split(world, color, rank, &group);
-  int group_rank = 0;
-  MPI_Comm_rank(group, &group_rank);
+  Groups groups(world, job.ranks_per_task);
+  const int g = groups.ranks_per_group();
   const ModelShape shape = model_shape(job, tasks);
+  Progress prog(rank == 0 ? progress : nullptr, t_start);
 
-  // Largest first, each to the least-loaded group: the same assignment on every rank.
-  struct Item { int64_t job, seed; int owner = 0; };
+  // --- phase 1: every distinct sample set x seed: train, polish, curvature, C_β.
+  struct Item { int64_t job, seed; };
   std::vector<Item> items;
+  std::vector<double> cost;
   for (int64_t s = 0; s < plan.seeds; ++s)
-    for (int64_t j = 0; j < int64_t(plan.jobs.size()); ++j) items.push_back({j, s});
-  std::stable_sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
-    return plan.jobs[size_t(a.job)].task.size() > plan.jobs[size_t(b.job)].task.size();
-  });
-  std::vector<double> load(size_t(groups), 0.0);
-  for (auto& it : items) {
-    it.owner = int(std::min_element(load.begin(), load.end()) - load.begin());
-    load[size_t(it.owner)] += double(plan.jobs[size_t(it.job)].task.size());
-  }
-  // World rank of each group's first rank.
-  std::vector<int> root_of(static_cast<size_t>(groups), 0);
-  for (int c = 0; c < groups; ++c) root_of[size_t(c)] = c * g;
+    for (int64_t j = 0; j < int64_t(plan.jobs.size()); ++j) {
+      items.push_back({j, s});
+      cost.push_back(double(plan.jobs[size_t(j)].task.size()));
+    }
+  prog.phase("complexity (train, polish, curvature)", int64_t(items.size()));
+  std::vector<Measurement> ms(items.size());
+  auto packed = groups.run(
+      cost,
+      [&](size_t k) {
+        const auto& pj = plan.jobs[size_t(items[k].job)];
+        ms[k] = measure(groups.group(), job, shape, pj.task, items[k].seed,
+                        checkpoint_path(workdir, pj.name, items[k].seed));
+        return ms[k].pack();
+      },
+      [&](size_t k, double sec) {
+        std::ostringstream w;
+        w << plan.jobs[size_t(items[k].job)].name << " seed " << items[k].seed << ": " << ms[k].status
+          << ", C = " << std::setprecision(6) << ms[k].C << " nats";
+        prog.line(w.str(), sec);
+      });
+  for (size_t k = 0; k < items.size(); ++k) ms[k] = Measurement::unpack(packed[k]);
 
-  const int64_t total = int64_t(items.size());
-  std::vector<std::vector<double>> packed(items.size());
-  int64_t mine_done = 0, mine_total = 0;
-  for (const auto& it : items) mine_total += it.owner == color;
-  for (size_t k = 0; k < items.size(); ++k) {
-    if (items[k].owner != color) continue;
-    const auto& pj = plan.jobs[size_t(items[k].job)];
-    Measurement m = measure(group, job, shape, pj.task, items[k].seed);
-    packed[k] = m.pack();
-    ++mine_done;
-    if (progress && rank == 0) {
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      *progress << "[" << mine_done << "/" << mine_total << " of group 0, " << total << " in all] " << pj.name
-                << " seed " << items[k].seed << ": " << m.status << ", C = " << std::setprecision(6) << m.C
-                << " nats, " << std::fixed << std::setprecision(1) << m.seconds << " s (elapsed " << el
-                << " s, ~" << el / double(mine_done) * double(mine_total - mine_done) << " s left)"
-                << std::defaultfloat << std::endl;
+  // --- phase 2: fine-tune cost. From scratch on each task (θ_i and T(i|i)), then from w*_j.
+  const int64_t N = plan.n_tasks;
+  std::vector<FinetuneOutcome> scratch(static_cast<size_t>(N));
+  Matrix<int64_t> ft_steps(N, N, -1), ft_samples(N, N, 0);
+  std::vector<std::string> ft_status(size_t(N * N), "");
+  std::vector<double> ft_seconds(size_t(N * N), 0.0);
+  const bool do_finetune = job.finetune.enabled && !workdir.empty();
+  if (do_finetune) {
+    std::vector<double> c1;
+    for (int64_t i = 0; i < N; ++i) c1.push_back(double(tasks.tasks[size_t(i)].size()));
+    prog.phase("fine-tune protocol from scratch", N);
+    auto p1 = groups.run(
+        c1,
+        [&](size_t i) {
+          auto o = finetune_scratch(groups.group(), shape, tasks.tasks[i], job, train_seed(job, 0));
+          scratch[i] = o;
+          return std::vector<double>{double(o.steps), double(o.samples), o.threshold, o.seconds,
+                                     o.status == "diverged" ? 1.0 : 0.0};
+        },
+        [&](size_t i, double sec) {
+          std::ostringstream w;
+          w << "scratch:" << tasks.tasks[i].name << ": theta = " << std::setprecision(4) << scratch[i].threshold
+            << ", T = " << scratch[i].steps;
+          prog.line(w.str(), sec);
+        });
+    for (int64_t i = 0; i < N; ++i) {
+      const auto& v = p1[size_t(i)];
+      scratch[size_t(i)].steps = int64_t(v[0]);
+      scratch[size_t(i)].samples = int64_t(v[1]);
+      scratch[size_t(i)].threshold = v[2];
+      scratch[size_t(i)].seconds = v[3];
+      scratch[size_t(i)].status = v[4] > 0 ? "diverged" : (v[0] < 0 ? "not_reached" : "ok");
+      ft_steps(i, i) = scratch[size_t(i)].steps;
+      ft_samples(i, i) = scratch[size_t(i)].samples;
+      ft_status[size_t(i * N + i)] = scratch[size_t(i)].status;
+      ft_seconds[size_t(i * N + i)] = scratch[size_t(i)].seconds;
+    }
+    // finetune(i ← j) starts from the saved w*_j of single(j), seed 0.
+    std::vector<std::pair<int64_t, int64_t>> pairs;
+    std::vector<double> c2;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        if (i != j) {
+          pairs.push_back({i, j});
+          c2.push_back(double(tasks.tasks[size_t(i)].size()));
+        }
+    std::vector<FinetuneOutcome> fo(pairs.size());
+    prog.phase("fine-tune T(i|j)", int64_t(pairs.size()));
+    auto p2 = groups.run(
+        c2,
+        [&](size_t k) {
+          const auto [i, j] = pairs[k];
+          const auto& src = plan.jobs[size_t(plan.job_of[j][j])];
+          const double theta = scratch[size_t(i)].threshold;
+          std::vector<double> w = load_checkpoint(shape, checkpoint_path(workdir, src.name, 0));
+          fo[k] = std::isfinite(theta) ? finetune_from(groups.group(), shape, tasks.tasks[size_t(i)], job, w, theta,
+                                                       train_seed(job, 0))
+                                       : FinetuneOutcome{"diverged", -1, 0, theta, {}, 0.0};
+          return std::vector<double>{double(fo[k].steps), double(fo[k].samples), fo[k].seconds,
+                                     fo[k].status == "diverged" ? 1.0 : 0.0};
+        },
+        [&](size_t k, double sec) {
+          std::ostringstream w;
+          w << "finetune:" << tasks.tasks[size_t(pairs[k].first)].name << "<-"
+            << tasks.tasks[size_t(pairs[k].second)].name << ": "
+            << (fo[k].steps < 0 ? std::string("not reached") : std::to_string(fo[k].steps) + " steps");
+          prog.line(w.str(), sec);
+        });
+    for (size_t k = 0; k < pairs.size(); ++k) {
+      const auto [i, j] = pairs[k];
+      const auto& v = p2[k];
+      ft_steps(i, j) = int64_t(v[0]);
+      ft_samples(i, j) = int64_t(v[1]);
+      ft_seconds[size_t(i * N + j)] = v[2];
+      ft_status[size_t(i * N + j)] = v[3] > 0 ? "diverged" : (v[0] < 0 ? "not_reached" : "ok");
     }
   }
-  MPI_Comm_free(&group);
 
-  // Every rank gets every measurement from the owning group's first rank.
-  std::vector<Measurement> ms(items.size());
-  for (size_t k = 0; k < items.size(); ++k) {
-    const int root = root_of[size_t(items[k].owner)];
-    int len = rank == root ? int(packed[k].size()) : 0;
-    MPI_Bcast(&len, 1, MPI_INT, root, world);
-    packed[k].resize(size_t(len));
-    MPI_Bcast(packed[k].data(), len, MPI_DOUBLE, root, world);
-    ms[k] = Measurement::unpack(packed[k]);
-  }
-  // by_job[j][s]
-  std::vector<std::vector<const Measurement*>> by_job(plan.jobs.size(), std::vector<const Measurement*>(size_t(plan.seeds)));
+  // --- assembly. by_job[j][s]: the measurement of job j with seed s.
+  const int64_t S = plan.seeds;
+  std::vector<std::vector<const Measurement*>> by_job(plan.jobs.size(), std::vector<const Measurement*>(size_t(S)));
   for (size_t k = 0; k < items.size(); ++k) by_job[size_t(items[k].job)][size_t(items[k].seed)] = &ms[k];
-
-  // --- assembly
-  const int64_t N = plan.n_tasks, S = plan.seeds;
   const auto& cc = job.complexity;
   RunOutput out;
   auto seed_mean = [&](int64_t j, double Measurement::*f) {
@@ -279,12 +447,42 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
     for (const auto* m : by_job[size_t(j)]) v += m->logdet_stderr * m->logdet_stderr;
     out.logdet_stderr.push_back(std::sqrt(v) / double(S));
     out.grad_norm.push_back(seed_mean(j, &Measurement::grad_norm));
+    // C's error: the probe error of the log-det term and the between-seed error, combined.
+    std::vector<double> c_seeds, c_alt_seeds;
+    double v_alt = 0;
+    for (const auto* m : by_job[size_t(j)]) {
+      c_seeds.push_back(m->C);
+      c_alt_seeds.push_back(complexity(m->loss, m->weight_norm2, m->logdet_alt, cc));
+      v_alt += m->logdet_alt_stderr * m->logdet_alt_stderr;
+    }
+    const double se = std::hypot(0.5 * cc.beta * out.logdet_stderr.back(), stderr_of(c_seeds));
+    const double se_alt = std::hypot(0.5 * cc.beta * std::sqrt(v_alt) / double(S), stderr_of(c_alt_seeds));
+    out.C_stderr.push_back(se);
+    const bool laplace = cc.logdet_scale == "laplace";
+    out.C_laplace.push_back(laplace ? out.C.back() : mean_of(c_alt_seeds));
+    out.C_laplace_stderr.push_back(laplace ? se : se_alt);
+    out.C_paper.push_back(laplace ? mean_of(c_alt_seeds) : out.C.back());
+    out.C_paper_stderr.push_back(laplace ? se_alt : se);
+    out.trace.push_back(seed_mean(j, &Measurement::trace));
+    double v_tr = 0;
+    for (const auto* m : by_job[size_t(j)]) v_tr += m->trace_stderr * m->trace_stderr;
+    out.trace_stderr.push_back(std::sqrt(v_tr) / double(S));
     const auto* m0 = by_job[size_t(j)][0];
-    out.spectra.push_back({m0->eigenvalues, m0->residuals, m0->products, m0->curvature_seconds});
+    out.spectra.push_back({m0->eigenvalues, m0->residuals, m0->esd_nodes, m0->esd_weights, m0->products,
+                           m0->curvature_seconds});
+    out.training.push_back({m0->curve, m0->convergence_step, m0->test_accuracy});
   }
   out.unions_C = Matrix<double>(N, N, 0.0);
   out.unions_conflicts = Matrix<int64_t>(N, N, 0);
-  out.R = out.R_per_sample = out.stderr_total = out.stderr_probe = out.stderr_seed = Matrix<double>(N, N, 0.0);
+  out.R = out.R_per_sample = out.stderr_total = out.stderr_probe = out.stderr_seed = out.stderr_probe_unpaired =
+      Matrix<double>(N, N, 0.0);
+  // The probe part of one job's C (seed mean): (β/2)·stderr of its per-probe values.
+  auto probe_se = [&](int64_t j) {
+    std::vector<double> q(by_job[size_t(j)][0]->probes.size(), 0.0);
+    for (const auto* m : by_job[size_t(j)])
+      for (size_t p = 0; p < q.size(); ++p) q[p] += 0.5 * cc.beta * m->probes[p] / double(S);
+    return stderr_of(q);
+  };
   const double nan = std::nan("");
   for (int64_t i = 0; i < N; ++i)
     for (int64_t jj = 0; jj < N; ++jj) {
@@ -309,6 +507,8 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
       out.R(i, jj) = bad ? nan : (u == s ? 0.0 : mean_of(r_seed));
       out.R_per_sample(i, jj) = out.R(i, jj) / double(tasks.tasks[size_t(i)].size());
       out.stderr_probe(i, jj) = bad ? nan : stderr_of(dp);
+      // What the probe error would be with independent probes per model (for comparison).
+      out.stderr_probe_unpaired(i, jj) = bad ? nan : (u == s ? 0.0 : std::hypot(probe_se(u), probe_se(s)));
       out.stderr_seed(i, jj) = bad ? nan : stderr_of(r_seed);
       out.stderr_total(i, jj) = std::hypot(out.stderr_probe(i, jj), out.stderr_seed(i, jj));
     }
@@ -321,9 +521,29 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
         << " grad_norm=" << m.grad_norm << " dtype=" << job.train.dtype << "+float64_polish threads=1"
         << " n=" << plan.jobs[size_t(items[k].job)].task.size() << " hvp=" << m.products
         << " eps=" << m.eps_converged << "/" << m.eps_requested << " quadrature_change=" << m.quadrature_change
-        << " logdet_stderr=" << m.logdet_stderr;
+        << " logdet_stderr=" << m.logdet_stderr << " curvature_samples="
+        << (cc.samples > 0 ? std::min<int64_t>(cc.samples, plan.jobs[size_t(items[k].job)].task.size())
+                           : plan.jobs[size_t(items[k].job)].task.size())
+        << " curvature_subsample_seed=" << job.seed;
     out.jobs.push_back({plan.jobs[size_t(items[k].job)].name + "/seed" + std::to_string(items[k].seed), m.status,
                         m.seconds, rec.str()});
+  }
+
+  if (do_finetune) {
+    out.finetune_steps = ft_steps;
+    out.finetune_samples = ft_samples;
+    for (const auto& sc : scratch) out.finetune_threshold.push_back(sc.threshold);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        std::ostringstream rec;
+        rec << "lr=" << job.finetune.lr << " B=" << job.finetune.batch_size << " momentum=" << job.finetune.momentum
+            << " eval_every=" << job.finetune.eval_every << " max_steps=" << job.finetune.max_steps
+            << " theta=" << out.finetune_threshold[size_t(i)] << " steps=" << ft_steps(i, j)
+            << " samples=" << ft_samples(i, j);
+        const std::string name = i == j ? "scratch:" + tasks.tasks[size_t(i)].name
+                                         : "finetune:" + tasks.tasks[size_t(i)].name + "<-" + tasks.tasks[size_t(j)].name;
+        out.jobs.push_back({name, ft_status[size_t(i * N + j)], ft_seconds[size_t(i * N + j)], rec.str()});
+      }
   }
 
   out.attrs_str["config"] = job.text;
@@ -348,6 +568,7 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
   out.attrs_f64["logdet_c"] = job.logdet_c();
   out.attrs_i64["mpi_ranks"] = world_size;
   out.attrs_i64["ranks_per_task"] = g;
+  out.attrs_i64["task_groups"] = groups.count();
   out.attrs_i64["seeds"] = S;
   out.attrs_i64["parameters"] = plan.d;
   out.attrs_i64["k_tot"] = tasks.k_tot;

@@ -2,6 +2,10 @@
 // G v = Σ_i J_iᵀ (diag p_i − p_i p_iᵀ) J_i v with J_i the logits' Jacobian: J v comes from
 // differentiating Jᵀu with respect to the dummy u (double backward). The graphs of each
 // batch are built once here and reused by every product.
+#include <algorithm>
+#include <numeric>
+#include <random>
+
 #include "model.hpp"
 
 namespace taskreach {
@@ -16,12 +20,15 @@ struct TorchCurvature::Impl {
     std::vector<torch::Tensor> grad;  // hessian: ∇L_batch, built with create_graph
   };
   std::vector<Batch> batches;
+  std::vector<torch::Tensor> acc;  // the product, accumulated over batches (scratch, reused)
+  double scale = 1.0;              // n / n_sub
   int64_t d = 0;
 };
 
 TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double>& weights,
                                const Task& task, int shard_rank, int shard_size,
-                               const std::string& kind, int64_t batch_size)
+                               const std::string& kind, int64_t batch_size,
+                               const std::vector<double>& buffers, int64_t subsample, uint64_t seed)
     : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.ggn = kind == "ggn";
@@ -29,13 +36,20 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
   m.net->to(torch::kDouble);
   m.net->eval();
   m.params = m.net->parameters();
-  m.d = num_parameters(shape);
+  for (const auto& p : m.params) m.d += p.numel();
   if (static_cast<int64_t>(weights.size()) != m.d)
     throw std::invalid_argument("curvature: weight vector has " + std::to_string(weights.size()) +
                                 " entries, the model " + std::to_string(m.d));
   detail::unflatten(weights.data(), m.params);
+  if (!buffers.empty()) detail::unflatten(buffers.data(), detail::float_buffers(*m.net));
+  for (const auto& p : m.params) m.acc.push_back(torch::zeros_like(p));
   const auto mask = detail::head_mask(shape.k_tot, task.active_rows);
-  const auto idx = detail::shard_indices(task.size(), shard_rank, shard_size);
+  // This rank's shard (every g-th sample) of the samples the curvature is taken over.
+  const auto chosen = curvature_subsample(task.size(), subsample, seed);
+  m.scale = double(task.size()) / double(chosen.size());
+  std::vector<int64_t> mine;
+  for (size_t q = size_t(shard_rank); q < chosen.size(); q += size_t(shard_size)) mine.push_back(chosen[q]);
+  const auto idx = torch::tensor(mine, torch::kLong).to(detail::device());
   const auto x = detail::features(task, torch::kDouble).index_select(0, idx);
   const auto y = detail::labels(task).index_select(0, idx);
   for (int64_t b0 = 0; b0 < x.size(0); b0 += batch_size) {
@@ -59,15 +73,27 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
 
 TorchCurvature::~TorchCurvature() = default;
 
+std::vector<int64_t> curvature_subsample(int64_t n, int64_t count, uint64_t seed) {
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  if (count <= 0 || count >= n) return idx;
+  std::mt19937_64 rng(seed ^ 0xC0FFEE5EEDULL);
+  std::shuffle(idx.begin(), idx.end(), rng);
+  idx.resize(static_cast<size_t>(count));
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
 int64_t TorchCurvature::dim() const { return impl_->d; }
 
 void TorchCurvature::apply_shard(const double* v, double* out) {
   auto& m = *impl_;
-  std::vector<torch::Tensor> vs, acc;
+  std::vector<torch::Tensor> vs;
+  auto& acc = m.acc;
   int64_t off = 0;
+  const auto dev = m.params[0].device();
   for (const auto& p : m.params) {
-    vs.push_back(torch::from_blob(const_cast<double*>(v + off), p.sizes(), torch::kDouble));
-    acc.push_back(torch::from_blob(out + off, p.sizes(), torch::kDouble));
+    vs.push_back(torch::from_blob(const_cast<double*>(v + off), p.sizes(), torch::kDouble).to(dev));
     off += p.numel();
   }
   for (auto& a : acc) a.zero_();
@@ -81,6 +107,13 @@ void TorchCurvature::apply_shard(const double* v, double* out) {
       r = torch::autograd::grad(b.grad, m.params, vs, /*retain_graph=*/true);
     }
     for (size_t k = 0; k < acc.size(); ++k) acc[k].add_(r[k]);
+  }
+  off = 0;
+  for (size_t k = 0; k < acc.size(); ++k) {
+    if (m.scale != 1.0) acc[k].mul_(m.scale);
+    auto host = acc[k].to(torch::kCPU).contiguous();
+    std::copy(host.data_ptr<double>(), host.data_ptr<double>() + host.numel(), out + off);
+    off += host.numel();
   }
 }
 

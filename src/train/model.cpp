@@ -1,40 +1,98 @@
 #include "model.hpp"
 
-#include <cstring>
+#include <ATen/Version.h>
+#include <torch/version.h>
+
+#include <numeric>
+#include <sstream>
 
 namespace taskreach {
-
-ModelShape model_shape(const JobConfig& job, const TaskSet& tasks) {
-  ModelShape s;
-  s.arch = job.model.arch;
-  s.in_dim = tasks.channels * tasks.height * tasks.width;
-  s.hidden = job.model.arch == "linear" ? std::vector<int64_t>{} : job.model.hidden;
-  s.k_tot = tasks.k_tot;
-  return s;
-}
-
-int64_t num_parameters(const ModelShape& shape) {
-  int64_t d = 0, in = shape.in_dim;
-  for (int64_t h : shape.hidden) {
-    d += in * h + h;
-    in = h;
-  }
-  return d + in * shape.k_tot + shape.k_tot;
-}
-
 namespace detail {
+namespace {
 
-NetImpl::NetImpl(const ModelShape& shape) {
-  int64_t in = shape.in_dim;
-  for (size_t l = 0; l < shape.hidden.size(); ++l) {
-    hidden.push_back(register_module("fc" + std::to_string(l), torch::nn::Linear(in, shape.hidden[l])));
-    in = shape.hidden[l];
+torch::Device g_device(torch::kCPU);
+
+torch::nn::AnyModule make_norm(const std::string& norm, int64_t ch) {
+  if (norm == "batch") return torch::nn::AnyModule(torch::nn::BatchNorm2d(ch));
+  return torch::nn::AnyModule(torch::nn::GroupNorm(torch::nn::GroupNormOptions(std::gcd<int64_t>(ch, 32), ch)));
+}
+
+torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+}
+
+torch::Tensor act(const torch::Tensor& x, const std::string& a) { return a == "relu" ? torch::relu(x) : torch::tanh(x); }
+
+}  // namespace
+
+BlockImpl::BlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm) {
+  conv1 = register_module("conv1", conv3x3(in, out, stride));
+  n1 = make_norm(norm, out);
+  register_module("n1", n1.ptr());
+  conv2 = register_module("conv2", conv3x3(out, out, 1));
+  n2 = make_norm(norm, out);
+  register_module("n2", n2.ptr());
+  if (stride != 1 || in != out) {
+    proj = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+    nproj = make_norm(norm, out);
+    register_module("nproj", nproj.ptr());
   }
-  head = register_module("head", torch::nn::Linear(in, shape.k_tot));
+}
+
+torch::Tensor BlockImpl::forward(torch::Tensor x) {
+  auto y = torch::relu(n1.forward(conv1->forward(x)));
+  y = n2.forward(conv2->forward(y));
+  auto skip = proj ? nproj.forward(proj->forward(x)) : x;
+  return torch::relu(y + skip);
+}
+
+NetImpl::NetImpl(const ModelShape& s) : shape(s) {
+  int64_t in = s.in_dim();
+  if (s.arch == "cnn") {
+    int64_t c = s.channels, h = s.height, w = s.width;
+    for (size_t l = 0; l < s.conv.size(); ++l) {
+      convs.push_back(register_module("conv" + std::to_string(l),
+                                      torch::nn::Conv2d(torch::nn::Conv2dOptions(c, s.conv[l], 3).padding(1))));
+      c = s.conv[l];
+      h /= 2;
+      w /= 2;
+    }
+    in = c * h * w;
+  } else if (s.arch == "resnet18") {
+    const int64_t w0 = s.base_width;
+    stem = register_module("stem", conv3x3(s.channels, w0, 1));
+    stem_norm = make_norm(s.norm, w0);
+    register_module("stem_norm", stem_norm.ptr());
+    int64_t c = w0;
+    for (int stage = 0; stage < 4; ++stage) {
+      const int64_t out = w0 << stage;
+      for (int b = 0; b < 2; ++b) {
+        blocks.push_back(register_module("block" + std::to_string(stage) + std::to_string(b),
+                                         Block(c, out, (stage > 0 && b == 0) ? 2 : 1, s.norm)));
+        c = out;
+      }
+    }
+    in = c;
+  }
+  if (s.arch == "mlp" || s.arch == "cnn")
+    for (size_t l = 0; l < s.hidden.size(); ++l) {
+      dense.push_back(register_module("fc" + std::to_string(l), torch::nn::Linear(in, s.hidden[l])));
+      in = s.hidden[l];
+    }
+  head = register_module("head", torch::nn::Linear(in, s.k_tot));
 }
 
 torch::Tensor NetImpl::forward(torch::Tensor x) {
-  for (auto& layer : hidden) x = torch::tanh(layer->forward(x));
+  if (shape.arch == "cnn" || shape.arch == "resnet18") x = x.view({x.size(0), shape.channels, shape.height, shape.width});
+  if (shape.arch == "cnn") {
+    for (auto& c : convs) x = torch::avg_pool2d(act(c->forward(x), shape.activation), 2);
+    x = x.flatten(1);
+  } else if (shape.arch == "resnet18") {
+    x = torch::relu(stem_norm.forward(stem->forward(x)));
+    for (auto& b : blocks) x = b->forward(x);
+    x = x.mean({2, 3});
+  }
+  for (auto& layer : dense) x = act(layer->forward(x), shape.activation);
   return head->forward(x);
 }
 
@@ -45,13 +103,14 @@ Net make_net(const ModelShape& shape, uint64_t seed, const std::vector<int64_t>&
   auto inactive = head_mask(shape.k_tot, active_rows).logical_not();
   net->head->weight.index_put_({inactive}, 0.0);
   net->head->bias.index_put_({inactive}, 0.0);
+  net->to(g_device);
   return net;
 }
 
 torch::Tensor head_mask(int64_t k_tot, const std::vector<int64_t>& active_rows) {
   auto mask = torch::zeros({k_tot}, torch::kBool);
   for (int64_t r : active_rows) mask[r] = true;
-  return mask;
+  return mask.to(g_device);
 }
 
 torch::Tensor masked(const torch::Tensor& logits, const torch::Tensor& mask) {
@@ -61,9 +120,16 @@ torch::Tensor masked(const torch::Tensor& logits, const torch::Tensor& mask) {
 std::vector<double> flatten(const std::vector<torch::Tensor>& tensors) {
   std::vector<double> out;
   for (const auto& t : tensors) {
-    auto c = t.detach().to(torch::kDouble).contiguous().view(-1);
+    auto c = t.detach().to(torch::kCPU, torch::kDouble).contiguous().view(-1);
     out.insert(out.end(), c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
   }
+  return out;
+}
+
+std::vector<torch::Tensor> float_buffers(const torch::nn::Module& net) {
+  std::vector<torch::Tensor> out;
+  for (const auto& b : net.buffers())
+    if (b.is_floating_point()) out.push_back(b);
   return out;
 }
 
@@ -79,26 +145,53 @@ void unflatten(const double* w, const std::vector<torch::Tensor>& params) {
 
 torch::Tensor features(const Task& task, torch::Dtype dtype) {
   auto x = torch::from_blob(const_cast<float*>(task.x.data()), {task.size(), task.dim}, torch::kFloat);
-  return x.to(dtype, /*non_blocking=*/false, /*copy=*/true);
+  return x.to(g_device, dtype, /*non_blocking=*/false, /*copy=*/true);
 }
 
 torch::Tensor labels(const Task& task) {
-  return torch::from_blob(const_cast<int64_t*>(task.y.data()), {task.size()}, torch::kLong).clone();
+  return torch::from_blob(const_cast<int64_t*>(task.y.data()), {task.size()}, torch::kLong).to(g_device, torch::kLong, false, true);
 }
 
 torch::Tensor shard_indices(int64_t n, int rank, int size) {
-  return torch::arange(rank, n, size, torch::kLong);
+  return torch::arange(rank, n, size, torch::TensorOptions(torch::kLong).device(g_device));
 }
 
+torch::Device device() { return g_device; }
+
 }  // namespace detail
-}  // namespace taskreach
 
-#include <torch/version.h>
-#include <ATen/Version.h>
-#include <sstream>
+ModelShape model_shape(const JobConfig& job, const TaskSet& tasks) {
+  ModelShape s;
+  s.arch = job.model.arch;
+  s.channels = tasks.channels;
+  s.height = tasks.height;
+  s.width = tasks.width;
+  s.hidden = job.model.arch == "linear" || job.model.arch == "resnet18" ? std::vector<int64_t>{} : job.model.hidden;
+  s.conv = job.model.channels;
+  s.base_width = job.model.width;
+  s.norm = job.model.norm;
+  s.activation = job.model.activation.empty() ? "tanh" : job.model.activation;
+  s.k_tot = tasks.k_tot;
+  return s;
+}
 
-namespace taskreach {
+int64_t num_parameters(const ModelShape& shape) {
+  if (shape.arch == "linear" || shape.arch == "mlp") {  // closed form: no model needed
+    int64_t d = 0, in = shape.in_dim();
+    for (int64_t h : shape.hidden) {
+      d += in * h + h;
+      in = h;
+    }
+    return d + in * shape.k_tot + shape.k_tot;
+  }
+  detail::Net net(shape);
+  int64_t d = 0;
+  for (const auto& p : net->parameters()) d += p.numel();
+  return d;
+}
+
 std::string torch_version() { return TORCH_VERSION; }
+
 std::string blas_info() {
   // The BLAS LibTorch was built against, from its build configuration.
   std::istringstream cfg(at::show_config());
@@ -110,11 +203,20 @@ std::string blas_info() {
     }
   return "unknown";
 }
-}  // namespace taskreach
 
-namespace taskreach {
 void set_threads(int threads) {
   torch::set_num_threads(std::max(1, threads));
   torch::set_num_interop_threads(1);
 }
+
+std::string select_device(int local_rank) {
+  if (torch::cuda::is_available() && torch::cuda::device_count() > 0) {
+    const int idx = local_rank % static_cast<int>(torch::cuda::device_count());
+    detail::g_device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(idx));
+    return "cuda:" + std::to_string(idx);
+  }
+  detail::g_device = torch::Device(torch::kCPU);
+  return "cpu";
+}
+
 }  // namespace taskreach

@@ -8,12 +8,29 @@
 
 namespace taskreach::detail {
 
-// linear: one affine map to the shared head; mlp: ReLU hidden layers, then the head.
+// CIFAR-style ResNet basic block; GroupNorm keeps the loss a per-sample sum (shards agree),
+// BatchNorm is the option.
+struct BlockImpl : torch::nn::Module {
+  BlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm);
+  torch::Tensor forward(torch::Tensor x);
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, proj{nullptr};
+  torch::nn::AnyModule n1, n2, nproj;
+};
+TORCH_MODULE(Block);
+
+// linear: an affine map to the shared head; mlp: dense layers; cnn: 3×3 convolutions with
+// 2×2 average pooling, a dense layer, the head; resnet18: 3×3 stem, no max-pool, 4 stages of
+// 2 blocks, global average pooling, the head. Input is [b, C·H·W].
 struct NetImpl : torch::nn::Module {
   explicit NetImpl(const ModelShape& shape);
   torch::Tensor forward(torch::Tensor x);  // raw logits [b, k_tot], no mask
+  ModelShape shape;
+  std::vector<torch::nn::Linear> dense;
+  std::vector<torch::nn::Conv2d> convs;
+  torch::nn::Conv2d stem{nullptr};
+  torch::nn::AnyModule stem_norm;
+  std::vector<Block> blocks;
   torch::nn::Linear head{nullptr};
-  std::vector<torch::nn::Linear> hidden;
 };
 TORCH_MODULE(Net);
 
@@ -25,13 +42,18 @@ torch::Tensor head_mask(int64_t k_tot, const std::vector<int64_t>& active_rows);
 torch::Tensor masked(const torch::Tensor& logits, const torch::Tensor& mask);    // −∞ off the mask
 
 std::vector<double> flatten(const std::vector<torch::Tensor>& tensors);
+// The floating-point buffers (BatchNorm running statistics): the state beside the weights.
+std::vector<torch::Tensor> float_buffers(const torch::nn::Module& net);
 void unflatten(const double* w, const std::vector<torch::Tensor>& params);
 
-// The task's features and labels as tensors (features copied, in `dtype`).
+// The task's features and labels as tensors on `device()` (features copied, in `dtype`).
 torch::Tensor features(const Task& task, torch::Dtype dtype);
 torch::Tensor labels(const Task& task);
 
 // Indices r, r+g, r+2g, … of [0, n): a rank's shard.
 torch::Tensor shard_indices(int64_t n, int rank, int size);
+
+// The device chosen by select_device (CPU by default).
+torch::Device device();
 
 }  // namespace taskreach::detail

@@ -1,6 +1,7 @@
 // MAP training of L_D(w) + β/(2λ²)‖w‖² (DESIGN §1): SGD with momentum on the mean loss
 // with weight decay γ_D = β/(λ² n_D), then a full-batch L-BFGS polish in float64 until
 // ‖∇‖/n ≤ grad_tol. Data-parallel over the task group: one all-reduce per step.
+// Fine-tuning under the fixed protocol of DESIGN §1 shares the SGD loop.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,8 +14,13 @@ namespace taskreach {
 namespace {
 
 using detail::Net;
+namespace F = torch::nn::functional;
 
 MPI_Datatype mpi_type(torch::Dtype t) { return t == torch::kDouble ? MPI_DOUBLE : MPI_FLOAT; }
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 // Sums the gradients of `params` over the group with a single all-reduce.
 void allreduce_grads(MPI_Comm group, const std::vector<torch::Tensor>& params) {
@@ -23,12 +29,16 @@ void allreduce_grads(MPI_Comm group, const std::vector<torch::Tensor>& params) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     grads.push_back(p.grad().view(-1));
   }
-  auto flat = torch::cat(grads).contiguous();
+  int size = 1;
+  MPI_Comm_size(group, &size);
+  if (size == 1) return;
+  auto flat = torch::cat(grads).to(torch::kCPU).contiguous();
   MPI_Allreduce(MPI_IN_PLACE, flat.data_ptr(), static_cast<int>(flat.numel()),
                 mpi_type(flat.scalar_type()), MPI_SUM, group);
+  flat = flat.to(params[0].device());
   int64_t off = 0;
   for (const auto& p : params) {
-    p.grad().view(-1).copy_(flat.slice(0, off, off + p.numel()));
+    p.grad().view(-1).copy_(flat.slice(0, off, off + p.numel()).view_as(p.grad().view(-1)));
     off += p.numel();
   }
 }
@@ -38,13 +48,16 @@ double allreduce_sum(MPI_Comm group, double v) {
   return v;
 }
 
-// Keeps every rank's weights bitwise equal to rank 0's.
-void broadcast_params(MPI_Comm group, const std::vector<torch::Tensor>& params) {
+// Keeps every rank's weights (and buffers) bitwise equal to rank 0's.
+void broadcast_state(MPI_Comm group, Net& net) {
   torch::NoGradGuard no_grad;
-  for (const auto& p : params) {
-    auto c = p.detach().contiguous();
+  auto tensors = net->parameters();
+  for (const auto& b : net->buffers()) tensors.push_back(b);
+  for (const auto& p : tensors) {
+    if (!p.is_floating_point()) continue;  // e.g. BatchNorm's step counter
+    auto c = p.detach().to(torch::kCPU).contiguous();
     MPI_Bcast(c.data_ptr(), static_cast<int>(c.numel()), mpi_type(c.scalar_type()), 0, group);
-    if (!c.is_same(p)) p.copy_(c);
+    p.copy_(c);
   }
 }
 
@@ -54,118 +67,215 @@ double norm2(const std::vector<torch::Tensor>& ts) {
   return s;
 }
 
-struct Objective {
-  // f(w) = [L_D(w) + β/(2λ²)‖w‖²] / n, evaluated on this rank's shard and summed over the
-  // group (the penalty is added by rank 0 only, so the sum counts it once).
-  MPI_Comm group;
-  Net net;
-  torch::Tensor x, y, mask;
-  double penalty;  // β/(2λ²)
-  double n;
-  bool rank0;
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
-  double loss_sum() {  // L_D(w), summed over the whole task
-    torch::NoGradGuard no_grad;
-    double local = x.size(0) ? torch::nn::functional::cross_entropy(
-                                   detail::masked(net->forward(x), mask), y,
-                                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                                   .item<double>()
-                             : 0.0;
-    return allreduce_sum(group, local);
+// The task held by every rank of the group, with this rank's shard for evaluations.
+struct Data {
+  torch::Tensor x, y, mask;  // whole task
+  torch::Tensor xs, ys;      // this rank's shard: samples r, r+g, …
+  int rank = 0, size = 1;
+  int64_t n = 0;
+  Data(MPI_Comm group, const Task& task, const ModelShape& shape, torch::Dtype dtype) {
+    MPI_Comm_rank(group, &rank);
+    MPI_Comm_size(group, &size);
+    n = task.size();
+    x = detail::features(task, dtype);
+    y = detail::labels(task);
+    mask = detail::head_mask(shape.k_tot, task.active_rows);
+    auto idx = detail::shard_indices(n, rank, size);
+    xs = x.index_select(0, idx);
+    ys = y.index_select(0, idx);
   }
-
-  // Value and gradient of f (gradients left in .grad(), summed over the group).
-  double evaluate() {
-    auto params = net->parameters();
-    for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
-    torch::Tensor f = torch::zeros({}, torch::kDouble);
-    if (x.size(0))
-      f = torch::nn::functional::cross_entropy(
-          detail::masked(net->forward(x), mask), y,
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-    if (rank0) {
-      torch::Tensor w2 = torch::zeros({}, torch::kDouble);
-      for (const auto& p : params) w2 = w2 + p.pow(2).sum();
-      f = f + penalty * w2;
-    }
-    f = f / n;
-    f.backward();
-    allreduce_grads(group, params);
-    return allreduce_sum(group, f.item<double>());
-  }
-
-  double grad_norm() {  // ‖∇(L_D + β/(2λ²)‖w‖²)‖ / n
-    evaluate();
-    std::vector<torch::Tensor> g;
-    for (const auto& p : net->parameters()) g.push_back(p.grad());
-    return std::sqrt(norm2(g));
+  void to(torch::Dtype dtype) {
+    x = x.to(dtype);
+    xs = xs.to(dtype);
   }
 };
 
+// Mean loss and accuracy over the whole task, in eval mode (summed over the group).
+CurvePoint evaluate(MPI_Comm group, Net& net, const Data& d, int64_t step) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = net->is_training();
+  net->eval();
+  double loss = 0, correct = 0;
+  for (int64_t b0 = 0; b0 < d.xs.size(0); b0 += 1024) {
+    auto logits = detail::masked(net->forward(d.xs.slice(0, b0, b0 + 1024)), d.mask);
+    auto yb = d.ys.slice(0, b0, b0 + 1024);
+    loss += F::cross_entropy(logits, yb, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+    correct += logits.argmax(1).eq(yb).sum().item<double>();
+  }
+  net->train(was_training);
+  double v[2] = {loss, correct};
+  MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_SUM, group);
+  return {double(step), v[0] / double(d.n), v[1] / double(d.n)};
+}
+
+struct SgdSpec {
+  double lr, momentum, weight_decay;
+  int64_t batch, steps, eval_every;
+  std::string schedule = "constant";
+  std::vector<int64_t> milestones;
+  double factor = 0.1;
+  double stop_below = -1.0;  // stop at the first evaluation with mean loss ≤ this (fine-tuning)
+  uint64_t order_seed = 0;
+};
+
+struct SgdResult {
+  bool diverged = false;
+  int64_t steps = 0, samples = 0;
+  std::vector<CurvePoint> curve;
+  int64_t stopped_at = -1;  // evaluated step at which stop_below was met
+};
+
+double scheduled_lr(const SgdSpec& s, int64_t step) {
+  if (s.schedule == "step") {
+    double lr = s.lr;
+    for (int64_t m : s.milestones)
+      if (step >= m) lr *= s.factor;
+    return lr;
+  }
+  if (s.schedule == "cosine") return 0.5 * s.lr * (1.0 + std::cos(M_PI * double(step) / double(std::max<int64_t>(1, s.steps))));
+  return s.lr;
+}
+
+// SGD with momentum (a fresh optimiser: momentum starts at zero), evaluating the whole task
+// every eval_every steps and at the end. The global batch is the same for any group size.
+SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, torch::optim::SGD** keep = nullptr) {
+  SgdResult r;
+  auto params = net->parameters();
+  auto* sgd = new torch::optim::SGD(params, torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
+  std::unique_ptr<torch::optim::SGD> owner(sgd);
+  std::mt19937_64 order(s.order_seed);
+  std::vector<int64_t> perm(static_cast<size_t>(d.n));
+  net->train();
+  auto eval_now = [&](int64_t step) {
+    r.curve.push_back(evaluate(group, net, d, step));
+    const double loss = r.curve.back()[1];
+    if (!std::isfinite(loss)) r.diverged = true;
+    if (s.stop_below >= 0 && loss <= s.stop_below && r.stopped_at < 0) r.stopped_at = step;
+    return r.diverged || r.stopped_at >= 0;
+  };
+  if (s.stop_below >= 0 && eval_now(0)) return r;
+  int64_t pos = d.n;  // position in the current permutation
+  while (r.steps < s.steps) {
+    if (pos >= d.n) {
+      std::iota(perm.begin(), perm.end(), 0);
+      std::shuffle(perm.begin(), perm.end(), order);
+      pos = 0;
+    }
+    const int64_t b0 = pos, b1 = std::min(d.n, pos + s.batch);
+    pos = b1;
+    std::vector<int64_t> mine;
+    for (int64_t q = b0 + d.rank; q < b1; q += d.size) mine.push_back(perm[static_cast<size_t>(q)]);
+    static_cast<torch::optim::SGDOptions&>(sgd->param_groups()[0].options()).lr(scheduled_lr(s, r.steps));
+    for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+    double local = 0.0;
+    if (!mine.empty()) {
+      auto idx = torch::tensor(mine, torch::kLong).to(d.x.device());
+      auto loss = F::cross_entropy(detail::masked(net->forward(d.x.index_select(0, idx)), d.mask),
+                                   d.y.index_select(0, idx), F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                  static_cast<double>(b1 - b0);
+      loss.backward();
+      local = loss.item<double>();
+    }
+    allreduce_grads(group, params);
+    if (!std::isfinite(allreduce_sum(group, local))) {
+      r.diverged = true;
+      break;
+    }
+    sgd->step();
+    ++r.steps;
+    r.samples += b1 - b0;
+    if (r.steps % s.eval_every == 0 && eval_now(r.steps)) break;
+  }
+  if (!r.diverged && (r.curve.empty() || r.curve.back()[0] != double(r.steps))) eval_now(r.steps);
+  if (keep) *keep = owner.release();
+  return r;
+}
+
+// f(w) = [L_D(w) + β/(2λ²)‖w‖²] / n on this rank's shard, summed over the group (the
+// penalty is added by rank 0 only, so the sum counts it once). Gradients land in .grad().
+double map_objective(MPI_Comm group, Net& net, const Data& d, double penalty) {
+  auto params = net->parameters();
+  for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+  torch::Tensor f = torch::zeros({}, torch::TensorOptions(torch::kDouble).device(d.x.device()));
+  if (d.xs.size(0))
+    f = F::cross_entropy(detail::masked(net->forward(d.xs), d.mask), d.ys, F::CrossEntropyFuncOptions().reduction(torch::kSum));
+  if (d.rank == 0)
+    for (const auto& p : params) f = f + penalty * p.pow(2).sum();
+  f = f / double(d.n);
+  f.backward();
+  allreduce_grads(group, params);
+  return allreduce_sum(group, f.item<double>());
+}
+
+double grad_norm(MPI_Comm group, Net& net, const Data& d, double penalty) {
+  map_objective(group, net, d, penalty);
+  std::vector<torch::Tensor> g;
+  for (const auto& p : net->parameters()) g.push_back(p.grad());
+  return std::sqrt(norm2(g));
+}
+
+torch::Dtype train_dtype(const JobConfig& job) { return job.train.dtype == "float64" ? torch::kDouble : torch::kFloat; }
+
+double weight_decay_for(const JobConfig& job, int64_t n) {
+  // γ_D = β/(λ² n_D): SGD on the mean loss then has the MAP point of DESIGN §1 as its optimum.
+  return job.train.weight_decay_auto ? job.complexity.beta / (job.complexity.lambda2 * double(n)) : job.train.weight_decay;
+}
+
+// The data order of every fine-tuning run of the job: the same for every source.
+uint64_t finetune_order_seed(const JobConfig& job) { return job.seed * 0x9E3779B97F4A7C15ULL + 17; }
+
 }  // namespace
 
-TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task,
-                       const JobConfig& job, uint64_t seed) {
+TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task, const JobConfig& job,
+                       uint64_t seed, const std::string& checkpoint) {
   const auto t0 = std::chrono::steady_clock::now();
-  int rank = 0, size = 1;
-  MPI_Comm_rank(group, &rank);
-  MPI_Comm_size(group, &size);
   const auto& tc = job.train;
   const auto& cc = job.complexity;
-  const int64_t n = task.size();
-
   TrainOutcome out;
-  // γ_D = β/(λ² n_D): SGD on the mean loss then has the MAP point of DESIGN §1 as its optimum.
-  out.weight_decay = tc.weight_decay_auto ? cc.beta / (cc.lambda2 * static_cast<double>(n)) : tc.weight_decay;
+  out.weight_decay = weight_decay_for(job, task.size());
 
-  const torch::Dtype dtype = tc.dtype == "float64" ? torch::kDouble : torch::kFloat;
+  const torch::Dtype dtype = train_dtype(job);
   Net net = detail::make_net(shape, seed, task.active_rows);
   net->to(dtype);
-  const auto mask = detail::head_mask(shape.k_tot, task.active_rows);
-  const auto x_all = detail::features(task, dtype);
-  const auto y_all = detail::labels(task);
-  auto params = net->parameters();
+  Data d(group, task, shape, dtype);
 
-  torch::optim::SGD sgd(params, torch::optim::SGDOptions(tc.lr).momentum(tc.momentum).weight_decay(out.weight_decay));
-  std::mt19937_64 order_rng(seed * 0x9E3779B97F4A7C15ULL + 0x5851F42D4C957F2DULL);
-  std::vector<int64_t> perm(static_cast<size_t>(n));
-  bool diverged = false;
-  for (int64_t epoch = 0; epoch < tc.epochs && !diverged; ++epoch) {
-    std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), order_rng);
-    for (int64_t b0 = 0; b0 < n; b0 += tc.batch_size) {
-      const int64_t b1 = std::min(n, b0 + tc.batch_size);
-      std::vector<int64_t> mine;
-      for (int64_t q = b0 + rank; q < b1; q += size) mine.push_back(perm[static_cast<size_t>(q)]);
-      for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
-      double local = 0.0;
-      if (!mine.empty()) {
-        auto idx = torch::tensor(mine, torch::kLong);
-        auto loss = torch::nn::functional::cross_entropy(
-                        detail::masked(net->forward(x_all.index_select(0, idx)), mask), y_all.index_select(0, idx),
-                        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
-                    static_cast<double>(b1 - b0);
-        loss.backward();
-        local = loss.item<double>();
-      }
-      allreduce_grads(group, params);
-      if (!std::isfinite(allreduce_sum(group, local))) {
-        diverged = true;
+  SgdSpec spec;
+  spec.lr = tc.lr;
+  spec.momentum = tc.momentum;
+  spec.weight_decay = out.weight_decay;
+  spec.batch = tc.batch_size;
+  spec.steps = tc.steps > 0 ? tc.steps : tc.epochs * ((d.n + tc.batch_size - 1) / tc.batch_size);
+  spec.eval_every = tc.eval_every;
+  spec.schedule = tc.schedule;
+  spec.milestones = tc.milestones;
+  spec.factor = tc.factor;
+  spec.order_seed = seed * 0x9E3779B97F4A7C15ULL + 0x5851F42D4C957F2DULL;
+  torch::optim::SGD* sgd_raw = nullptr;
+  SgdResult sr = run_sgd(group, net, d, spec, &sgd_raw);
+  std::unique_ptr<torch::optim::SGD> sgd(sgd_raw);
+  out.sgd_steps = sr.steps;
+  out.curve = sr.curve;
+  if (tc.loss_threshold > 0)
+    for (const auto& c : sr.curve)
+      if (c[1] < tc.loss_threshold) {
+        out.convergence_step = int64_t(c[0]);
         break;
       }
-      sgd.step();
-      ++out.sgd_steps;
-    }
-  }
-  broadcast_params(group, params);
+  broadcast_state(group, net);
 
-  // Polish in float64 on this rank's shard of the whole task.
+  // Polish in float64, eval mode (BatchNorm uses its running statistics, as the curvature does).
   net->to(torch::kDouble);
-  params = net->parameters();
-  const auto shard = detail::shard_indices(n, rank, size);
-  Objective obj{group, net, x_all.to(torch::kDouble).index_select(0, shard), y_all.index_select(0, shard),
-                mask, cc.beta / (2.0 * cc.lambda2), static_cast<double>(n), rank == 0};
-  if (!diverged && tc.polish_iters > 0) {
+  net->eval();
+  d.to(torch::kDouble);
+  const double penalty = cc.beta / (2.0 * cc.lambda2);
+  auto params = net->parameters();
+  if (!sr.diverged && tc.polish_iters > 0) {
     constexpr int64_t kInner = 25;
     torch::optim::LBFGS lbfgs(params, torch::optim::LBFGSOptions(1.0)
                                           .max_iter(kInner)
@@ -174,24 +284,109 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
                                           .tolerance_change(1e-16)
                                           .line_search_fn("strong_wolfe"));
     while (out.polish_iters < tc.polish_iters) {
-      if (obj.grad_norm() <= tc.grad_tol) break;
-      lbfgs.step([&] { return torch::tensor(obj.evaluate(), torch::kDouble); });
+      if (grad_norm(group, net, d, penalty) <= tc.grad_tol) break;
+      lbfgs.step([&] { return torch::tensor(map_objective(group, net, d, penalty), torch::kDouble); });
       out.polish_iters += kInner;
       if (!std::isfinite(norm2(params))) break;
     }
-    broadcast_params(group, params);
+    broadcast_state(group, net);
   }
 
   out.weights = detail::flatten(params);
+  out.buffers = detail::flatten(detail::float_buffers(*net));
   out.weight_norm2 = norm2(params);
-  out.loss = obj.loss_sum();
-  out.grad_norm = obj.grad_norm();
-  if (diverged || !std::isfinite(out.loss) || !std::isfinite(out.weight_norm2))
+  out.loss = evaluate(group, net, d, 0)[1] * double(d.n);
+  out.grad_norm = grad_norm(group, net, d, penalty);
+  if (sr.diverged || !std::isfinite(out.loss) || !std::isfinite(out.weight_norm2))
     out.status = "diverged";
   else if (out.grad_norm > tc.grad_tol)
     out.status = "not_converged";
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!checkpoint.empty() && d.rank == 0) {
+    torch::save(net, checkpoint);
+    if (sgd) torch::save(*sgd, checkpoint + ".sgd");
+  }
+  out.seconds = seconds_since(t0);
   return out;
+}
+
+std::vector<double> load_checkpoint(const ModelShape& shape, const std::string& checkpoint,
+                                    std::vector<double>* buffers) {
+  detail::Net net(shape);
+  net->to(torch::kDouble);
+  torch::load(net, checkpoint);
+  if (buffers) *buffers = detail::flatten(detail::float_buffers(*net));
+  return detail::flatten(net->parameters());
+}
+
+namespace {
+
+SgdSpec finetune_spec(const JobConfig& job, int64_t n) {
+  const auto& f = job.finetune;
+  SgdSpec s;
+  s.lr = f.lr;
+  s.momentum = f.momentum;
+  s.weight_decay = weight_decay_for(job, n);
+  s.batch = f.batch_size;
+  s.steps = f.max_steps;
+  s.eval_every = f.eval_every;
+  s.order_seed = finetune_order_seed(job);
+  return s;
+}
+
+FinetuneOutcome finish(const SgdResult& r, double threshold, std::chrono::steady_clock::time_point t0) {
+  FinetuneOutcome o;
+  o.threshold = threshold;
+  o.curve = r.curve;
+  for (const auto& c : r.curve)
+    if (c[1] <= threshold) {
+      o.steps = int64_t(c[0]);
+      break;
+    }
+  o.samples = r.samples;
+  o.status = r.diverged ? "diverged" : (o.steps < 0 ? "not_reached" : "ok");
+  o.seconds = seconds_since(t0);
+  return o;
+}
+
+}  // namespace
+
+FinetuneOutcome finetune_scratch(MPI_Comm group, const ModelShape& shape, const Task& task, const JobConfig& job,
+                                 uint64_t seed) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const torch::Dtype dtype = train_dtype(job);
+  Net net = detail::make_net(shape, seed, task.active_rows);
+  net->to(dtype);
+  Data d(group, task, shape, dtype);
+  SgdResult r = run_sgd(group, net, d, finetune_spec(job, d.n));
+  double theta = job.finetune.threshold;
+  if (theta <= 0) {
+    // θ_i = median of the last 10 evaluations of the scratch run + margin (DESIGN §1).
+    std::vector<double> last;
+    for (size_t k = r.curve.size() >= 10 ? r.curve.size() - 10 : 0; k < r.curve.size(); ++k) last.push_back(r.curve[k][1]);
+    theta = last.empty() ? NAN : median(last) + job.finetune.loss_margin;
+  }
+  FinetuneOutcome o = finish(r, theta, t0);
+  // The scratch run always runs to max_steps; report the samples until θ was first met.
+  if (o.steps >= 0) o.samples = std::min(r.samples, o.steps * job.finetune.batch_size);
+  return o;
+}
+
+FinetuneOutcome finetune_from(MPI_Comm group, const ModelShape& shape, const Task& task, const JobConfig& job,
+                              const std::vector<double>& source_weights, double threshold, uint64_t seed) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const torch::Dtype dtype = train_dtype(job);
+  Net net = detail::make_net(shape, seed, task.active_rows);
+  net->to(torch::kDouble);
+  auto params = net->parameters();
+  if (int64_t(source_weights.size()) != int64_t(detail::flatten(params).size()))
+    throw std::invalid_argument("finetune: source weights do not fit the model");
+  detail::unflatten(source_weights.data(), params);  // every weight kept: the head is shared
+  net->to(dtype);
+  Data d(group, task, shape, dtype);
+  SgdSpec s = finetune_spec(job, d.n);
+  s.stop_below = threshold;
+  SgdResult r = run_sgd(group, net, d, s);
+  return finish(r, threshold, t0);
 }
 
 }  // namespace taskreach

@@ -748,9 +748,9 @@ TEST(Tasks, ErrorsNameTheJobFileAndField) {
   EXPECT_TRUE(contains(input_error([&] { build_tasks(j); }), "tasks[0].transforms[1].classes: class "));
 }
 
-// ---------------------------------------------------------------------------- timing
+// ------------------------------------------------ the full 60k source (timings printed, not asserted)
 
-TEST(Tasks, FashionMnist60kLoadsAndBuildsQuickly) {
+TEST(Tasks, FashionMnist60kBuildsCappedAndUncapped) {
   using clock = std::chrono::steady_clock;
   auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   const auto t0 = clock::now();

@@ -53,19 +53,30 @@ RunOutput synthetic(size_t n) {
     o.task_names.push_back(pool[i % pool.size()] + (i < pool.size() ? "" : std::to_string(i)));
     o.num_samples.push_back(1000 + 17 * static_cast<int64_t>(i));
     o.num_classes.push_back(2 + static_cast<int64_t>(i));
-    for (auto* v : {&o.C, &o.loss, &o.weight_norm2, &o.logdet, &o.logdet_stderr, &o.grad_norm}) {
+    for (auto* v : {&o.C, &o.loss, &o.weight_norm2, &o.logdet, &o.logdet_stderr, &o.grad_norm, &o.C_stderr,
+                    &o.C_laplace, &o.C_laplace_stderr, &o.C_paper, &o.C_paper_stderr, &o.trace, &o.trace_stderr,
+                    &o.finetune_threshold}) {
       v->push_back(value());
     }
+    TrainingRecord t;
+    for (size_t e = 0; e < 3 * (i + 1); ++e) t.curve.push_back(value());
+    t.convergence_step = 10 * static_cast<int64_t>(i) - 1;
+    t.test_accuracy = value();
+    o.training.push_back(t);
   }
   const auto nn = static_cast<int64_t>(n);
   for (auto* m : {&o.unions_C, &o.R, &o.R_per_sample, &o.stderr_total, &o.stderr_probe,
-                  &o.stderr_seed}) {
+                  &o.stderr_seed, &o.stderr_probe_unpaired}) {
     *m = Matrix<double>(nn, nn, 0.0);
     for (double& x : m->data) x = value();
   }
-  o.unions_conflicts = Matrix<int64_t>(nn, nn, 0);
+  o.unions_conflicts = o.finetune_steps = o.finetune_samples = Matrix<int64_t>(nn, nn, 0);
   for (int64_t i = 0; i < nn; ++i) {
-    for (int64_t j = 0; j < nn; ++j) o.unions_conflicts(i, j) = 100 * i + j - 3;
+    for (int64_t j = 0; j < nn; ++j) {
+      o.unions_conflicts(i, j) = 100 * i + j - 3;
+      o.finetune_steps(i, j) = i == j ? -1 : 10 * i + j;
+      o.finetune_samples(i, j) = 1000 * i + j;
+    }
   }
   if (n > 1) o.stderr_seed(0, 1) = std::numeric_limits<double>::quiet_NaN();  // one seed
   for (size_t i = 0; i < n; ++i) {
@@ -74,6 +85,10 @@ RunOutput synthetic(size_t n) {
     for (size_t e = 0; e < k; ++e) {
       s.eigenvalues.push_back(value());
       s.residuals.push_back(value() * 1e-12);
+    }
+    for (size_t e = 0; e < k + 1; ++e) {
+      s.esd_nodes.push_back(value());
+      s.esd_weights.push_back(value());
     }
     s.hvp_count = 40 + static_cast<int64_t>(i);
     s.seconds = value();
@@ -138,10 +153,26 @@ void expect_same(const RunOutput& a, const RunOutput& b) {
   expect_same(a.stderr_total, b.stderr_total, "stderr_total");
   expect_same(a.stderr_probe, b.stderr_probe, "stderr_probe");
   expect_same(a.stderr_seed, b.stderr_seed, "stderr_seed");
+  expect_same(a.stderr_probe_unpaired, b.stderr_probe_unpaired, "stderr_probe_unpaired");
+  expect_same(a.C_stderr, b.C_stderr, "C_stderr");
+  expect_same(a.C_laplace, b.C_laplace, "C_laplace");
+  expect_same(a.C_paper_stderr, b.C_paper_stderr, "C_paper_stderr");
+  expect_same(a.trace, b.trace, "trace");
+  expect_same(a.finetune_threshold, b.finetune_threshold, "finetune_threshold");
+  expect_same(a.finetune_steps, b.finetune_steps, "finetune_steps");
+  expect_same(a.finetune_samples, b.finetune_samples, "finetune_samples");
+  ASSERT_EQ(a.training.size(), b.training.size());
+  for (size_t i = 0; i < a.training.size(); ++i) {
+    expect_same(a.training[i].curve, b.training[i].curve, "curve");
+    EXPECT_EQ(a.training[i].convergence_step, b.training[i].convergence_step);
+    EXPECT_TRUE(same(a.training[i].test_accuracy, b.training[i].test_accuracy));
+  }
   ASSERT_EQ(a.spectra.size(), b.spectra.size());
   for (size_t i = 0; i < a.spectra.size(); ++i) {
     expect_same(a.spectra[i].eigenvalues, b.spectra[i].eigenvalues, "eigenvalues");
     expect_same(a.spectra[i].residuals, b.spectra[i].residuals, "residuals");
+    expect_same(a.spectra[i].esd_nodes, b.spectra[i].esd_nodes, "esd_nodes");
+    expect_same(a.spectra[i].esd_weights, b.spectra[i].esd_weights, "esd_weights");
     EXPECT_EQ(a.spectra[i].hvp_count, b.spectra[i].hvp_count);
     EXPECT_TRUE(same(a.spectra[i].seconds, b.spectra[i].seconds));
   }

@@ -1,0 +1,99 @@
+// Training throughput: samples per second of SGD steps for each model at two batch sizes,
+// on however many ranks it is started with (mpirun -np 1 / -np 2 bench_train): the group is
+// MPI_COMM_WORLD, so each step does one gradient all-reduce. Each iteration runs 20 steps on
+// 512 real Fashion-MNIST images (28×28) plus one evaluation of the task; iterations are fixed so
+// that every rank takes part in the same collectives. Only rank 0 reports.
+#include <benchmark/benchmark.h>
+#include <mpi.h>
+#include <slepcsys.h>
+
+#include <Kokkos_Core.hpp>
+
+#include "taskreach/data.hpp"
+#include "../support/device.hpp"
+#include "taskreach/train.hpp"
+
+using namespace taskreach;
+
+namespace {
+
+const TaskSet& tasks() {
+  static TaskSet t = [] {
+    JobConfig job;
+    job.path = "bench_train";
+    job.n_per_task = 512;
+    SourceConfig s;
+    s.name = "fashion";
+    s.format = "idx";
+    s.train_images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+    s.train_labels = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz";
+    job.sources = {s};
+    TaskConfig tc;
+    tc.name = "fashion";
+    tc.source = "fashion";
+    job.tasks = {tc};
+    return build_tasks(job);
+  }();
+  return t;
+}
+
+void BM_TrainSteps(benchmark::State& state, const std::string& arch) {
+  JobConfig job;
+  job.model.arch = arch;
+  job.model.hidden = arch == "linear" || arch == "resnet18" ? std::vector<int64_t>{} : std::vector<int64_t>{32};
+  job.model.width = 16;
+  job.model.activation = arch == "resnet18" ? "relu" : "tanh";
+  job.train.batch_size = state.range(0);
+  job.train.steps = 20;
+  job.train.eval_every = 20;
+  job.train.polish_iters = 0;
+  ModelShape shape = model_shape(job, tasks());
+  for (auto _ : state) {
+    auto out = train_map(MPI_COMM_WORLD, shape, tasks().tasks[0], job, 1);
+    benchmark::DoNotOptimize(out.weights.data());
+  }
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  state.counters["samples_per_s"] =
+      benchmark::Counter(double(state.iterations() * 20 * state.range(0)), benchmark::Counter::kIsRate);
+  state.counters["ranks"] = size;
+  state.counters["d"] = double(num_parameters(shape));
+}
+
+// Every rank runs every benchmark; only rank 0 prints.
+class Quiet : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>&) override {}
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  SlepcInitialize(&argc, &argv, nullptr, nullptr);
+  {
+    Kokkos::ScopeGuard kokkos;
+    set_threads(1);
+    taskreach::testing::use_test_device();
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    for (const char* arch : {"linear", "mlp", "cnn", "resnet18"})
+      benchmark::RegisterBenchmark((std::string("BM_TrainSteps/") + arch).c_str(), BM_TrainSteps, std::string(arch))
+          ->Arg(32)
+          ->Arg(128)
+          ->Iterations(arch == std::string("resnet18") ? 1 : 3)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    benchmark::Initialize(&argc, argv);
+    Quiet quiet;
+    if (rank == 0)
+      benchmark::RunSpecifiedBenchmarks();
+    else
+      benchmark::RunSpecifiedBenchmarks(&quiet);
+    benchmark::Shutdown();
+  }
+  SlepcFinalize();
+  MPI_Finalize();
+  return 0;
+}

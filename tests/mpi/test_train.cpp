@@ -1,0 +1,232 @@
+// Training on real data: the same optimum / trajectory on 1 rank (MPI_COMM_SELF) and on every
+// rank of the world (the _np_2 run), every model reaching a loss threshold, divergence
+// reported, convergence time, fine-tuning, checkpoints.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "../support/device.hpp"
+#include "taskreach/data.hpp"
+#include "taskreach/train.hpp"
+
+using namespace taskreach;
+
+namespace {
+
+std::string data_dir() {
+  const char* d = std::getenv("TASKREACH_DATA");
+  return d ? d : std::string(std::getenv("HOME")) + "/.cache/taskreach/data";
+}
+
+// Fashion-MNIST and MNIST digits, n samples per task (stratified), 28×28.
+TaskSet real_tasks(int64_t n) {
+  JobConfig job;
+  job.path = "test_train";
+  job.seed = 5;
+  job.n_per_task = n;
+  SourceConfig fashion;
+  fashion.name = "fashion";
+  fashion.format = "idx";
+  fashion.train_images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+  fashion.train_labels = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz";
+  SourceConfig mnist = fashion;
+  mnist.name = "mnist";
+  mnist.train_images = data_dir() + "/mnist/train-images-idx3-ubyte.gz";
+  mnist.train_labels = data_dir() + "/mnist/train-labels-idx1-ubyte.gz";
+  job.sources = {fashion, mnist};
+  TaskConfig t1;
+  t1.name = "fashion";
+  t1.source = "fashion";
+  TaskConfig t2;
+  t2.name = "mnist";
+  t2.source = "mnist";
+  job.tasks = {t1, t2};
+  return build_tasks(job);
+}
+
+const TaskSet& tasks200() {
+  static TaskSet t = real_tasks(200);
+  return t;
+}
+
+JobConfig train_job(const std::string& arch) {
+  JobConfig job;
+  job.model.arch = arch;
+  job.model.hidden = arch == "linear" ? std::vector<int64_t>{} : std::vector<int64_t>{16};
+  job.model.channels = {4, 8};
+  job.model.width = 8;
+  job.model.activation = arch == "resnet18" ? "relu" : "tanh";
+  job.train.batch_size = 32;
+  job.train.lr = 0.05;
+  job.train.epochs = 10;
+  job.train.eval_every = 10;
+  job.train.polish_iters = 0;
+  job.complexity.beta = 1.0;
+  job.complexity.lambda2 = 1.0;
+  return job;
+}
+
+int rank_of(MPI_Comm c) { int r; MPI_Comm_rank(c, &r); return r; }
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+double max_abs(const std::vector<double>& a) {
+  double m = 0;
+  for (double x : a) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+class DeviceEnvironment : public ::testing::Environment {
+  void SetUp() override {
+    const std::string d = taskreach::testing::use_test_device();
+    if (rank_of(MPI_COMM_WORLD) == 0) std::printf("device: %s\n", d.c_str());
+  }
+};
+const auto* const kDevice = ::testing::AddGlobalTestEnvironment(new DeviceEnvironment);
+
+}  // namespace
+
+TEST(Train, LinearReachesTheSameOptimumOnOneAndAllRanks) {
+  // Softmax regression with weight decay is strictly convex: one optimum, whatever the layout.
+  JobConfig job = train_job("linear");
+  job.train.dtype = "float64";
+  job.train.polish_iters = 2000;
+  // ‖∇f‖ ≤ 5e-8 (about the float64 floor here) with f strongly convex of modulus
+  // β/(λ² n) = 0.1 puts w within 5e-7 of the unique optimum.
+  job.train.grad_tol = 5e-8;
+  job.complexity.lambda2 = 0.05;
+  const auto& ts = tasks200();
+  ModelShape shape = model_shape(job, ts);
+  auto a = train_map(MPI_COMM_SELF, shape, ts.tasks[0], job, 3);
+  auto b = train_map(MPI_COMM_WORLD, shape, ts.tasks[0], job, 3);
+  EXPECT_EQ(a.status, "ok") << a.grad_norm;
+  EXPECT_EQ(b.status, "ok") << b.grad_norm;
+  EXPECT_LE(a.grad_norm, 5e-8);
+  EXPECT_LE(max_abs_diff(a.weights, b.weights), 1e-6);
+  EXPECT_NEAR(a.loss, b.loss, 1e-6 * a.loss);
+}
+
+TEST(Train, MlpFollowsTheSameFloat64TrajectoryOnOneAndAllRanks) {
+  JobConfig job = train_job("mlp");
+  job.train.dtype = "float64";
+  job.train.steps = 50;
+  const auto& ts = tasks200();
+  ModelShape shape = model_shape(job, ts);
+  auto a = train_map(MPI_COMM_SELF, shape, ts.tasks[1], job, 9);
+  auto b = train_map(MPI_COMM_WORLD, shape, ts.tasks[1], job, 9);
+  ASSERT_EQ(a.sgd_steps, 50);
+  ASSERT_EQ(b.sgd_steps, 50);
+  EXPECT_LE(max_abs_diff(a.weights, b.weights), 1e-8 * std::max(1.0, max_abs(a.weights)));
+  ASSERT_EQ(a.curve.size(), b.curve.size());
+  for (size_t k = 0; k < a.curve.size(); ++k) EXPECT_NEAR(a.curve[k][1], b.curve[k][1], 1e-8);
+}
+
+// Every architecture learns real data: the whole-task mean loss falls below a threshold, and
+// the convergence step is the first evaluation below it.
+class EveryModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryModel, TrainsToTheLossThreshold) {
+  JobConfig job = train_job(GetParam());
+  job.train.loss_threshold = 0.5;
+  job.train.epochs = 20;
+  if (GetParam() == "resnet18") job.train.lr = 0.02;
+  const auto& ts = tasks200();
+  ModelShape shape = model_shape(job, ts);
+  auto out = train_map(MPI_COMM_WORLD, shape, ts.tasks[1], job, 1);
+  if (rank_of(MPI_COMM_WORLD) == 0)
+    std::printf("%s: d = %lld, convergence step %lld, final mean loss %.4f, %.1f s\n", GetParam().c_str(),
+                static_cast<long long>(num_parameters(shape)), static_cast<long long>(out.convergence_step),
+                out.curve.back()[1], out.seconds);
+  EXPECT_NE(out.status, "diverged");
+  ASSERT_GE(out.convergence_step, 0) << "final mean loss " << out.curve.back()[1];
+  for (const auto& c : out.curve) {
+    if (c[0] < double(out.convergence_step)) {
+      EXPECT_GE(c[1], 0.5);
+    } else if (c[0] == double(out.convergence_step)) {
+      EXPECT_LT(c[1], 0.5);
+    }
+  }
+  EXPECT_EQ(int64_t(out.weights.size()), num_parameters(shape));
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, EveryModel, ::testing::Values("linear", "mlp", "cnn", "resnet18"));
+
+TEST(Train, DivergenceIsReportedNotCrashed) {
+  JobConfig job = train_job("mlp");
+  job.train.lr = 1e6;
+  job.train.momentum = 0.0;
+  job.train.polish_iters = 100;
+  const auto& ts = tasks200();
+  auto out = train_map(MPI_COMM_WORLD, model_shape(job, ts), ts.tasks[0], job, 2);
+  EXPECT_EQ(out.status, "diverged");
+  EXPECT_LT(out.sgd_steps, 70);  // stopped at the first non-finite loss, not run to the end
+}
+
+TEST(Train, CheckpointHoldsWhatTheCurvatureReads) {
+  JobConfig job = train_job("mlp");
+  const auto& ts = tasks200();
+  ModelShape shape = model_shape(job, ts);
+  std::string path = "/tmp/taskreach_test_ckpt_" + std::to_string(rank_of(MPI_COMM_WORLD)) + ".pt";
+  auto out = train_map(MPI_COMM_SELF, shape, ts.tasks[0], job, 4, path);
+  std::vector<double> buffers;
+  auto w = load_checkpoint(shape, path, &buffers);
+  EXPECT_EQ(w, out.weights);  // bitwise
+  EXPECT_TRUE(std::filesystem::exists(path + ".sgd"));
+  TorchCurvature a(shape, w, ts.tasks[0], 0, 1, "ggn", 64), b(shape, out.weights, ts.tasks[0], 0, 1, "ggn", 64);
+  std::vector<double> v(size_t(a.dim()), 1.0), ya(v.size()), yb(v.size());
+  a.apply_shard(v.data(), ya.data());
+  b.apply_shard(v.data(), yb.data());
+  EXPECT_EQ(ya, yb);
+  std::filesystem::remove(path);
+  std::filesystem::remove(path + ".sgd");
+}
+
+TEST(Finetune, ProtocolThresholdsAndCosts) {
+  JobConfig job = train_job("mlp");
+  job.finetune.lr = 0.05;
+  job.finetune.batch_size = 32;
+  job.finetune.eval_every = 10;
+  job.finetune.max_steps = 400;
+  const auto& ts = tasks200();
+  ModelShape shape = model_shape(job, ts);
+  const Task& mnist = ts.tasks[1];
+  auto scratch = finetune_scratch(MPI_COMM_WORLD, shape, mnist, job, 7);
+  ASSERT_EQ(scratch.status, "ok");
+  // θ = median of the last 10 evaluations + margin, and T(i|i) is the first evaluation below it.
+  std::vector<double> last;
+  for (size_t k = scratch.curve.size() - 10; k < scratch.curve.size(); ++k) last.push_back(scratch.curve[k][1]);
+  std::sort(last.begin(), last.end());
+  EXPECT_NEAR(scratch.threshold, 0.5 * (last[4] + last[5]) + job.finetune.loss_margin, 1e-12);
+  ASSERT_GT(scratch.steps, 0);
+  for (const auto& c : scratch.curve) {
+    if (c[0] < double(scratch.steps)) {
+      EXPECT_GT(c[1], scratch.threshold);
+    }
+  }
+
+  // From the task's own trained weights the threshold is met before any step.
+  JobConfig tj = job;
+  tj.train.epochs = 30;
+  auto own = train_map(MPI_COMM_WORLD, shape, mnist, tj, 7);
+  auto self = finetune_from(MPI_COMM_WORLD, shape, mnist, job, own.weights, scratch.threshold, 8);
+  EXPECT_EQ(self.steps, 0);
+  EXPECT_EQ(self.samples, 0);
+  // From another task's weights it takes some steps; an unreachable θ is "not reached", not the cap.
+  auto fashion = train_map(MPI_COMM_WORLD, shape, ts.tasks[0], tj, 7);
+  auto other = finetune_from(MPI_COMM_WORLD, shape, mnist, job, fashion.weights, scratch.threshold, 8);
+  EXPECT_EQ(other.status, "ok");
+  EXPECT_GT(other.steps, 0);
+  // An epoch of 200 samples is 6 batches of 32 and one of 8: samples count what was processed.
+  EXPECT_EQ(other.samples, 200 * (other.steps / 7) + 32 * (other.steps % 7));
+  auto never = finetune_from(MPI_COMM_WORLD, shape, mnist, job, fashion.weights, 1e-9, 8);
+  EXPECT_EQ(never.status, "not_reached");
+  EXPECT_EQ(never.steps, -1);
+}
