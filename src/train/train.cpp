@@ -96,6 +96,27 @@ struct Data {
   }
 };
 
+// Accuracy on the task's test split at the current weights (−1 without one), eval mode.
+double test_accuracy(MPI_Comm group, Net& net, const Task& task, const torch::Tensor& mask, torch::Dtype dtype) {
+  if (task.test_size() == 0) return -1.0;
+  torch::NoGradGuard no_grad;
+  int rank = 0, size = 1;
+  MPI_Comm_rank(group, &rank);
+  MPI_Comm_size(group, &size);
+  net->eval();
+  auto x = torch::from_blob(const_cast<float*>(task.x_test.data()), {task.test_size(), task.dim}, torch::kFloat);
+  auto y = torch::from_blob(const_cast<int64_t*>(task.y_test.data()), {task.test_size()}, torch::kLong);
+  auto idx = torch::arange(rank, task.test_size(), size, torch::kLong);
+  double correct = 0;
+  for (int64_t b0 = 0; b0 < idx.size(0); b0 += 1024) {
+    auto ib = idx.slice(0, b0, b0 + 1024);
+    auto xb = x.index_select(0, ib).to(detail::device(), dtype);
+    auto yb = y.index_select(0, ib).to(detail::device());
+    correct += detail::masked(net->forward(xb), mask).argmax(1).eq(yb).sum().item<double>();
+  }
+  return allreduce_sum(group, correct) / double(task.test_size());
+}
+
 // Mean loss and accuracy over the whole task, in eval mode (summed over the group).
 CurvePoint evaluate(MPI_Comm group, Net& net, const Data& d, int64_t step) {
   torch::NoGradGuard no_grad;
@@ -297,6 +318,7 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
   out.weight_norm2 = norm2(params);
   out.loss = evaluate(group, net, d, 0)[1] * double(d.n);
   out.grad_norm = grad_norm(group, net, d, penalty);
+  out.test_accuracy = test_accuracy(group, net, task, d.mask, torch::kDouble);
   if (sr.diverged || !std::isfinite(out.loss) || !std::isfinite(out.weight_norm2))
     out.status = "diverged";
   else if (out.grad_norm > tc.grad_tol)
