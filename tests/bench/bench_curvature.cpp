@@ -13,11 +13,11 @@
 
 #include <Kokkos_Core.hpp>
 #include <chrono>
-#include <functional>
 #include <cmath>
+#include <functional>
 
 #include "../../src/train/model.hpp"  // the gradient reference runs on the very same network
-#include "../support/device.hpp"
+#include "../support/mpi_bench.hpp"
 #include "taskreach/curvature.hpp"
 #include "taskreach/data.hpp"
 #include "taskreach/train.hpp"
@@ -26,8 +26,16 @@ using namespace taskreach;
 
 namespace {
 
-int world_rank() { int r; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
-int world_size() { int s; MPI_Comm_size(MPI_COMM_WORLD, &s); return s; }
+int world_rank() {
+  int r;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
 
 struct Setup {
   Task task;
@@ -83,9 +91,9 @@ void BM_ProductOverGradient(benchmark::State& state, const std::string& arch, co
   std::vector<double> v(size_t(op.dim())), out(v.size());
   for (size_t i = 0; i < v.size(); ++i) v[i] = rademacher(1, 0, i);
   auto gradient = [&] {
-    auto loss = torch::nn::functional::cross_entropy(
-        taskreach::detail::masked(net->forward(x), mask), y,
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    auto loss =
+        torch::nn::functional::cross_entropy(taskreach::detail::masked(net->forward(x), mask), y,
+                                             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
     auto g = torch::autograd::grad({loss}, net->parameters());
     benchmark::DoNotOptimize(g[0].data_ptr());
   };
@@ -159,39 +167,23 @@ void BM_Quadrature(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * P);
 }
 
-class Quiet : public benchmark::BenchmarkReporter {
- public:
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  SlepcInitialize(&argc, &argv, nullptr, nullptr);
-  {
-    Kokkos::ScopeGuard kokkos;
-    set_threads(1);
-    taskreach::testing::use_test_device();
+  return taskreach::testing::run_mpi_benchmarks(argc, argv, [] {
     for (const char* arch : {"mlp", "cnn"})
       for (const char* kind : {"ggn", "hessian"})
         benchmark::RegisterBenchmark((std::string("BM_ProductOverGradient/") + arch + "/" + kind).c_str(),
                                      BM_ProductOverGradient, std::string(arch), std::string(kind))
             ->Iterations(3)
             ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark("BM_DistributedProduct", BM_DistributedProduct)->Iterations(50)->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark("BM_ProductsForAccuracy", BM_ProductsForAccuracy)->Iterations(1)->Unit(benchmark::kSecond);
+    benchmark::RegisterBenchmark("BM_DistributedProduct", BM_DistributedProduct)
+        ->Iterations(50)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("BM_ProductsForAccuracy", BM_ProductsForAccuracy)
+        ->Iterations(1)
+        ->Unit(benchmark::kSecond);
     benchmark::RegisterBenchmark("BM_Quadrature", BM_Quadrature)->Arg(16)->Arg(256)->Iterations(200);
-    benchmark::Initialize(&argc, argv);
-    Quiet quiet;
-    if (world_rank() == 0)
-      benchmark::RunSpecifiedBenchmarks();
-    else
-      benchmark::RunSpecifiedBenchmarks(&quiet);
-    benchmark::Shutdown();
-  }
-  SlepcFinalize();
-  MPI_Finalize();
-  return 0;
+  });
 }

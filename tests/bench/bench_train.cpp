@@ -9,8 +9,8 @@
 
 #include <Kokkos_Core.hpp>
 
+#include "../support/mpi_bench.hpp"
 #include "taskreach/data.hpp"
-#include "../support/device.hpp"
 #include "taskreach/train.hpp"
 
 using namespace taskreach;
@@ -60,24 +60,10 @@ void BM_TrainSteps(benchmark::State& state, const std::string& arch) {
   state.counters["d"] = double(num_parameters(shape));
 }
 
-// Every rank runs every benchmark; only rank 0 prints.
-class Quiet : public benchmark::BenchmarkReporter {
- public:
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  SlepcInitialize(&argc, &argv, nullptr, nullptr);
-  {
-    Kokkos::ScopeGuard kokkos;
-    set_threads(1);
-    taskreach::testing::use_test_device();
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return taskreach::testing::run_mpi_benchmarks(argc, argv, [] {
     for (const char* arch : {"linear", "mlp", "cnn", "resnet18"})
       benchmark::RegisterBenchmark((std::string("BM_TrainSteps/") + arch).c_str(), BM_TrainSteps, std::string(arch))
           ->Arg(32)
@@ -85,15 +71,5 @@ int main(int argc, char** argv) {
           ->Iterations(arch == std::string("resnet18") ? 1 : 3)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
-    benchmark::Initialize(&argc, argv);
-    Quiet quiet;
-    if (rank == 0)
-      benchmark::RunSpecifiedBenchmarks();
-    else
-      benchmark::RunSpecifiedBenchmarks(&quiet);
-    benchmark::Shutdown();
-  }
-  SlepcFinalize();
-  MPI_Finalize();
-  return 0;
+  });
 }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "../support/device.hpp"
+#include "../support/real_data.hpp"
 #include "taskreach/curvature.hpp"
 #include "taskreach/data.hpp"
 #include "taskreach/train.hpp"
@@ -55,24 +56,12 @@ JobConfig small_job() {
   return job;
 }
 
-// The 1,797 scikit-learn 8×8 digits (CSV), 64 features, 10 classes: softmax regression on it
-// has d = 650, small enough for a dense eigensolve.
+// The scikit-learn digits: softmax regression on 64 features and 10 classes has d = 650,
+// small enough for a dense eigensolve.
 Task sklearn_digits_task() {
   JobConfig job;
   job.path = "digits";
-  SourceConfig digits;
-  digits.name = "digits";
-  digits.format = "csv";
-  digits.train_files = {"/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"};
-  digits.label_column = -1;
-  digits.shape = {1, 8, 8};
-  digits.scale = 16.0;
-  job.sources = {digits};
-  TaskConfig t;
-  t.name = "digits";
-  t.source = "digits";
-  job.tasks = {t};
-  return build_tasks(job).tasks[0];
+  return taskreach::testing::one_task_of(job, taskreach::testing::sklearn_digits_source()).tasks[0];
 }
 
 // A fixed float64 checkpoint: trained on MPI_COMM_SELF, hence identical on every rank.

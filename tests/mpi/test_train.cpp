@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "../support/device.hpp"
+#include "../support/real_data.hpp"
 #include "taskreach/data.hpp"
 #include "taskreach/train.hpp"
 
@@ -125,20 +126,7 @@ TEST(Train, ConvexLinearOnSklearnDigitsReachesItsUniqueOptimum) {
   job.train.polish_iters = 4000;
   job.train.grad_tol = 1e-7;
   job.complexity.lambda2 = 0.05;
-  SourceConfig digits;
-  digits.name = "digits";
-  digits.format = "csv";
-  digits.train_files = {"/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"};
-  digits.label_column = -1;
-  digits.shape = {1, 8, 8};
-  digits.scale = 16.0;
-  digits.test_fraction = 0.2;
-  job.sources = {digits};
-  TaskConfig t;
-  t.name = "digits";
-  t.source = "digits";
-  job.tasks = {t};
-  TaskSet ts = build_tasks(job);
+  TaskSet ts = taskreach::testing::one_task_of(job, taskreach::testing::sklearn_digits_source(0.2));
   const Task& task = ts.tasks[0];
   ASSERT_GT(task.test_size(), 300);
   ModelShape shape = model_shape(job, ts);
@@ -228,6 +216,39 @@ TEST(Train, CheckpointHoldsWhatTheCurvatureReads) {
   a.apply_shard(v.data(), ya.data());
   b.apply_shard(v.data(), yb.data());
   EXPECT_EQ(ya, yb);
+  std::filesystem::remove(path);
+  std::filesystem::remove(path + ".sgd");
+}
+
+TEST(Train, BatchNormCurvatureUsesEvalModeAndSavedStatistics) {
+  // resnet18 with BatchNorm: the running statistics travel with w* through the checkpoint,
+  // and the curvature (eval mode) is a symmetric operator: uᵀ(Gv) = vᵀ(Gu).
+  JobConfig job = train_job("resnet18");
+  job.model.norm = "batch";
+  job.train.steps = 20;
+  job.train.lr = 0.02;
+  const auto& ts = tasks200();
+  ModelShape shape = model_shape(job, ts);
+  std::string path = "/tmp/taskreach_test_bn_" + std::to_string(rank_of(MPI_COMM_WORLD)) + ".pt";
+  auto out = train_map(MPI_COMM_SELF, shape, ts.tasks[1], job, 4, path);
+  std::vector<double> buffers;
+  auto w = load_checkpoint(shape, path, &buffers);
+  EXPECT_EQ(buffers, out.buffers);
+  ASSERT_FALSE(buffers.empty());
+  TorchCurvature g(shape, w, ts.tasks[1], 0, 1, "ggn", 100, buffers, /*subsample=*/40, 1);
+  std::vector<double> u(size_t(g.dim())), v(u.size()), gu(u.size()), gv(u.size());
+  for (size_t i = 0; i < u.size(); ++i) {
+    u[i] = std::sin(0.1 * double(i));
+    v[i] = std::cos(0.37 * double(i));
+  }
+  g.apply_shard(u.data(), gu.data());
+  g.apply_shard(v.data(), gv.data());
+  double ugv = 0, vgu = 0;
+  for (size_t i = 0; i < u.size(); ++i) {
+    ugv += u[i] * gv[i];
+    vgu += v[i] * gu[i];
+  }
+  EXPECT_NEAR(ugv, vgu, 1e-9 * std::max(std::fabs(ugv), 1.0));
   std::filesystem::remove(path);
   std::filesystem::remove(path + ".sgd");
 }
