@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,10 +36,31 @@ Plan make_plan(const JobConfig& job, const TaskSet& tasks);
 // Human-readable plan (for `validate`): tasks, sizes, jobs, groups, parameter count.
 std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size);
 
-// Runs every job over task groups split from `world` and assembles the result on every
-// rank. Rank 0 writes progress lines to `progress` (may be null). Checkpoints of w* go to
-// `workdir` (which must exist; shared by all ranks); without one, no fine-tuning is done.
+// A run stopped by SIGTERM/SIGUSR1 at a safe point: what finished is kept in the work
+// directory, and the same command with --resume carries on from there.
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted(int64_t done, int64_t total)
+      : std::runtime_error("stopped by a signal after " + std::to_string(done) + " of " + std::to_string(total) +
+                           " jobs"),
+        done(done), total(total) {}
+  int64_t done, total;
+};
+
+// SIGTERM and SIGUSR1 (SLURM's warning before the time limit) ask for a stop at the next safe
+// point (between jobs). Install once, in main.
+void install_stop_handlers();
+bool stop_requested();
+
+struct RunOptions {
+  std::string workdir;   // checkpoints and durable per-job results (shared by all ranks)
+  bool resume = false;   // reuse every valid result in workdir whose inputs are unchanged
+  std::ostream* progress = nullptr;  // rank 0's progress lines
+};
+
+// Runs every job over task groups split from `world` (each finished job written at once to
+// its own file in workdir) and assembles the result on every rank. Throws Interrupted.
 RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
-                           std::ostream* progress, const std::string& workdir);
+                           const RunOptions& options);
 
 }  // namespace taskreach

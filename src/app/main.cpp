@@ -98,7 +98,7 @@ std::string check_output(const std::string& output) {
   return {};
 }
 
-int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, const std::string& device) {
+int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, const std::string& device, bool resume) {
   int rank = 0, size = 1;
   MPI_Comm_rank(world, &rank);
   MPI_Comm_size(world, &size);
@@ -123,7 +123,19 @@ int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, con
   }
   MPI_Bcast(&made, 1, MPI_INT, 0, world);
   if (!made) return 3;
-  RunOutput out = run_reachability(world, job, tasks, plan, rank == 0 ? &std::cout : nullptr, workdir);
+  RunOptions options;
+  options.workdir = workdir;
+  options.resume = resume;
+  options.progress = rank == 0 ? &std::cout : nullptr;
+  RunOutput out;
+  try {
+    out = run_reachability(world, job, tasks, plan, options);
+  } catch (const Interrupted& e) {
+    if (rank == 0)
+      std::cerr << "taskreach: " << e.what() << "; finished jobs are kept in " << workdir
+                << "; resume with: taskreach run " << job_path << " --output " << output << " --resume" << std::endl;
+    return 4;
+  }
   out.attrs_str["version"] = TASKREACH_VERSION;
   out.attrs_str["device"] = device;
   out.attrs_str["petsc"] = petsc_version();
@@ -171,7 +183,11 @@ int cmd_info(MPI_Comm world, const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  // Full thread support lets rank 0 hand out jobs from a thread beside its own work; without
+  // it the schedule is static.
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  install_stop_handlers();
   MPI_Comm world = MPI_COMM_WORLD;
   int rank = 0;
   MPI_Comm_rank(world, &rank);
@@ -187,6 +203,8 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "compute C_beta of every task and union, and R(i|j)");
   run->add_option("job", job_path, "job file (TOML)")->required();
   run->add_option("-o,--output", output, "result file (HDF5); default JOBNAME.h5 in the current directory");
+  bool resume = false;
+  run->add_flag("--resume", resume, "reuse the finished jobs of an earlier run of the same job file (OUTPUT.work/)");
   auto* validate = app.add_subcommand("validate", "parse the job, load its data, print the plan and its size");
   validate->add_option("job", job_path, "job file (TOML)")->required();
   auto* info = app.add_subcommand("info", "print a result file's matrices and summary");
@@ -215,7 +233,7 @@ int main(int argc, char** argv) {
     set_threads(threads_from_env());
     const std::string device = select_device(local_rank(world));
     try {
-      if (*run) rc = cmd_run(world, job_path, output, device);
+      if (*run) rc = cmd_run(world, job_path, output, device, resume);
       else if (*validate) rc = cmd_validate(world, job_path);
       else if (*info) rc = cmd_info(world, result_path);
     } catch (const InputError& e) {

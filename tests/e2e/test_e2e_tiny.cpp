@@ -117,6 +117,41 @@ TEST(E2ETiny, OneAndTwoRanksAgreeWithinErrors) {
   }
 }
 
+TEST(E2ETiny, ResumedRunEqualsUninterruptedAndRecomputesNothing) {
+  RunOutput a = read_output(kDir + "/tiny_np2.h5"), b = read_output(kDir + "/tiny_resumed.h5");
+  auto same = [](const Matrix<double>& x, const Matrix<double>& y, const char* what) {
+    ASSERT_EQ(x.data.size(), y.data.size()) << what;
+    for (size_t k = 0; k < x.data.size(); ++k)
+      EXPECT_NEAR(x.data[k], y.data[k], 1e-12 * std::max(1.0, std::fabs(x.data[k]))) << what << " entry " << k;
+  };
+  same(a.R, b.R, "R");
+  same(a.unions_C, b.unions_C, "unions C");
+  same(a.stderr_total, b.stderr_total, "stderr");
+  EXPECT_EQ(a.finetune_steps.data, b.finetune_steps.data);
+  // 3 jobs were finished before the stop: reused, not recomputed.
+  EXPECT_EQ(b.attrs_i64.at("jobs_reused"), 3);
+  EXPECT_EQ(b.attrs_i64.at("jobs_computed") + 3, a.attrs_i64.at("jobs_computed"));
+}
+
+TEST(E2ETiny, ForcedDivergenceIsRecordedAndTheRestCompletes) {
+  RunOutput r = read_output(kDir + "/tiny_diverged.h5");
+  const int64_t full = index_of(r, "mnist"), half = index_of(r, "mnist-half"), fashion = index_of(r, "fashion");
+  int diverged = 0;
+  for (const auto& j : r.jobs) {
+    const bool involves = j.name.find("fashion") != std::string::npos && j.name.rfind("scratch:", 0) != 0 &&
+                          j.name.rfind("finetune:fashion<-", 0) != 0;
+    if (j.name.rfind("single:", 0) == 0 || j.name.rfind("union:", 0) == 0) {
+      EXPECT_EQ(j.status, involves ? "diverged" : "ok") << j.name;
+      diverged += j.status == "diverged";
+    }
+  }
+  EXPECT_EQ(diverged, 3);  // single:fashion and both unions with it
+  EXPECT_TRUE(std::isfinite(r.R(full, half)));
+  EXPECT_GT(r.R(full, half), 0.0);
+  EXPECT_TRUE(std::isnan(r.R(fashion, full)));
+  EXPECT_TRUE(std::isnan(r.R(full, fashion)));
+}
+
 TEST(E2ETiny, FileHasTheSchema) {
   const std::string path = kDir + "/tiny_np2.h5";
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
