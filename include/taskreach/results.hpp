@@ -67,6 +67,10 @@ struct RunOutput {
   // reached), samples processed, and θ_i.
   Matrix<int64_t> finetune_steps, finetune_samples;
   std::vector<double> finetune_threshold;
+
+  // /analysis/<name> scalars (a name may hold '/', e.g. "baselines/scratch_cost/spearman_T").
+  std::map<std::string, double> analysis;
+  std::map<std::string, int64_t> analysis_i64;
   std::vector<JobRecord> jobs;
 };
 

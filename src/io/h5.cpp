@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -263,6 +264,16 @@ class Writer {
         for (const auto& name : out_.task_names) create_group("/training/" + name);
       }
       if (finetune) create_group("/finetune");
+      if (!out_.analysis.empty() || !out_.analysis_i64.empty()) {
+        std::set<std::string> groups{"/analysis"};
+        auto parents = [&](const std::string& name) {
+          for (size_t at = name.find('/'); at != std::string::npos; at = name.find('/', at + 1))
+            groups.insert("/analysis/" + name.substr(0, at));
+        };
+        for (const auto& kv : out_.analysis) parents(kv.first);
+        for (const auto& kv : out_.analysis_i64) parents(kv.first);
+        for (const auto& g : groups) create_group(g);  // sorted: parents before children
+      }
     });
 
     strings("/tasks/name", out_.task_names);
@@ -293,6 +304,8 @@ class Writer {
       matrix("/finetune/samples", out_.finetune_samples);
       vector("/finetune/threshold", out_.finetune_threshold);
     }
+    for (const auto& [name, v] : out_.analysis) scalar("/analysis/" + name, v);
+    for (const auto& [name, v] : out_.analysis_i64) scalar("/analysis/" + name, v);
     if (training) {
       for (size_t i = 0; i < out_.task_names.size(); ++i) {
         const std::string g = "/training/" + out_.task_names[i];
@@ -822,6 +835,25 @@ RunOutput read_output(const std::string& path) {
     out.finetune_samples = read_matrix<int64_t>(f, ctx, "/finetune/samples", n);
     out.finetune_threshold = read_shaped<double>(f, ctx, "/finetune/threshold", {n});
   }
+  if (exists(f, "/analysis")) {
+    // Every scalar dataset below /analysis, by its path relative to it.
+    std::vector<std::string> names;
+    auto visit = [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+      if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(data)->push_back(name);
+      return 0;
+    };
+    h5::Group g(ctx.id(H5Gopen2(f, "/analysis", H5P_DEFAULT), "cannot open /analysis"));
+    ctx.ok(H5Ovisit(g.get(), H5_INDEX_NAME, H5_ITER_NATIVE, visit, &names), "cannot list /analysis");
+    for (const auto& name : names) {
+      const std::string path = "/analysis/" + name;
+      h5::Dataset d(ctx.id(H5Dopen2(f, path.c_str(), H5P_DEFAULT), "cannot open " + path));
+      h5::Datatype t(ctx.id(H5Dget_type(d.get()), "cannot read the type of " + path));
+      if (H5Tget_class(t.get()) == H5T_INTEGER)
+        out.analysis_i64[name] = read_scalar<int64_t>(f, ctx, path);
+      else
+        out.analysis[name] = read_scalar<double>(f, ctx, path);
+    }
+  }
   if (n > 0 && exists(f, "/training")) {
     for (const auto& name : out.task_names) {
       const std::string g = "/training/" + name;
@@ -949,6 +981,23 @@ std::string format_info(const RunOutput& out) {
       th << std::setprecision(3) << out.finetune_threshold[i];
       os << "  " << pad(th.str(), 8, true) << "\n";
     }
+  }
+
+  if (out.analysis.count("spearman_R_T")) {
+    auto v = [&](const std::string& k) {
+      std::ostringstream o;
+      auto it = out.analysis.find(k);
+      o << std::setprecision(3) << (it == out.analysis.end() ? NAN : it->second);
+      return o.str();
+    };
+    const auto pairs = out.analysis_i64.count("pairs_used") ? out.analysis_i64.at("pairs_used") : 0;
+    os << "\ndoes R predict the fine-tune cost? (" << pairs << " resolved, reached pairs)\n"
+       << "  Spearman(R, T) " << v("spearman_R_T") << ", Pearson(R, log(1+T)) " << v("pearson_R_logT")
+       << ", within-target Kendall " << v("kendall_within_target") << "\n"
+       << "  baselines, Spearman with T: target's scratch cost " << v("baselines/scratch_cost/spearman_T")
+       << ", loss of i at w*_j " << v("baselines/loss_at_source/spearman_T") << ", C(D_i) "
+       << v("baselines/target_complexity/spearman_T") << "\n"
+       << "  partial Spearman(R, T | scratch cost) " << v("partial_spearman_R_T_given_scratch") << "\n";
   }
 
   std::map<std::string, size_t> statuses;

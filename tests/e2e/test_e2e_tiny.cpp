@@ -171,6 +171,11 @@ TEST(E2ETiny, FileHasTheSchema) {
   expect_dataset(f, "/finetune/samples", {N, N}, H5T_INTEGER, 8);
   expect_dataset(f, "/finetune/threshold", {N}, H5T_FLOAT, 8);
   expect_dataset(f, "/training/mnist/convergence_step", {}, H5T_INTEGER, 8);
+  for (const char* a : {"spearman_R_T", "pearson_R_logT", "kendall_within_target", "partial_spearman_R_T_given_scratch",
+                        "baselines/scratch_cost/spearman_T", "baselines/loss_at_source/spearman_T",
+                        "baselines/target_complexity/pearson_logT"})
+    expect_dataset(f, std::string("/analysis/") + a, {}, H5T_FLOAT, 8);
+  expect_dataset(f, "/analysis/pairs_used", {}, H5T_INTEGER, 8);
   for (const char* a : {"version", "config", "created", "mpi_ranks", "ranks_per_task", "beta", "lambda2",
                         "logdet_scale", "curvature", "seeds", "torch", "petsc", "slepc", "hdf5", "mpi", "blas"})
     EXPECT_GT(H5Aexists(f, a), 0) << "attribute " << a;

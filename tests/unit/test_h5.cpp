@@ -94,6 +94,9 @@ RunOutput synthetic(size_t n) {
     s.seconds = value();
     o.spectra.push_back(s);
   }
+  o.analysis = {{"spearman_R_T", value()}, {"baselines/scratch_cost/spearman_T", value()},
+                {"baselines/loss_at_source/kendall_within_target", std::numeric_limits<double>::quiet_NaN()}};
+  o.analysis_i64 = {{"pairs_used", 17}};
   const char* statuses[] = {"ok", "ok", "diverged", "not_converged", "ok"};
   for (size_t j = 0; j < 5; ++j) {
     o.jobs.push_back({"single:task" + std::to_string(j) + "/seed1", statuses[j], value(),
@@ -161,6 +164,12 @@ void expect_same(const RunOutput& a, const RunOutput& b) {
   expect_same(a.finetune_threshold, b.finetune_threshold, "finetune_threshold");
   expect_same(a.finetune_steps, b.finetune_steps, "finetune_steps");
   expect_same(a.finetune_samples, b.finetune_samples, "finetune_samples");
+  EXPECT_EQ(a.analysis_i64, b.analysis_i64);
+  ASSERT_EQ(a.analysis.size(), b.analysis.size());
+  for (const auto& [k, v] : a.analysis) {
+    ASSERT_TRUE(b.analysis.count(k)) << k;
+    EXPECT_TRUE(same(v, b.analysis.at(k))) << k;
+  }
   ASSERT_EQ(a.training.size(), b.training.size());
   for (size_t i = 0; i < a.training.size(); ++i) {
     expect_same(a.training[i].curve, b.training[i].curve, "curve");

@@ -1,0 +1,42 @@
+// Rank statistics against values worked out by hand (and agreeing with scipy.stats).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "taskreach/statistics.hpp"
+
+using namespace taskreach;
+
+TEST(Statistics, AverageRanksShareTies) {
+  EXPECT_EQ(average_ranks({10, 20, 20, 5}), (std::vector<double>{2, 3.5, 3.5, 1}));
+}
+
+TEST(Statistics, PearsonAndSpearman) {
+  EXPECT_NEAR(pearson({1, 2, 3}, {2, 4, 6}), 1.0, 1e-15);
+  EXPECT_NEAR(pearson({1, 2, 3}, {3, 2, 1}), -1.0, 1e-15);
+  // x = 1..4, y = 1, 3, 2, 4: Pearson 0.8 (cov 4/3 ÷ var 5/3).
+  EXPECT_NEAR(pearson({1, 2, 3, 4}, {1, 3, 2, 4}), 0.8, 1e-15);
+  // A monotone but non-linear relation is a perfect rank correlation.
+  EXPECT_NEAR(spearman({1, 2, 3, 4}, {1, 8, 27, 64}), 1.0, 1e-15);
+  EXPECT_TRUE(std::isnan(pearson({1, 1, 1}, {1, 2, 3})));
+  EXPECT_TRUE(std::isnan(spearman({1}, {2})));
+}
+
+TEST(Statistics, KendallTauB) {
+  // 1, 3, 2, 4: 5 concordant pairs, 1 discordant: (5 − 1)/6.
+  EXPECT_NEAR(kendall_tau_b({1, 2, 3, 4}, {1, 3, 2, 4}), 4.0 / 6.0, 1e-15);
+  // With a tie in y: pairs (1,2) tied; 4 concordant, 1 discordant; τ_b = 3/√(6·5).
+  EXPECT_NEAR(kendall_tau_b({1, 2, 3, 4}, {1, 1, 3, 2}), 3.0 / std::sqrt(30.0), 1e-15);
+}
+
+TEST(Statistics, PartialCorrelationRemovesACommonCause) {
+  // x and y both follow z exactly: given z nothing is left, and the formula's denominator is 0.
+  EXPECT_TRUE(std::isnan(partial_spearman({1, 2, 3, 4}, {1, 2, 3, 4}, {1, 2, 3, 4})));
+  // r_xy = 0.8, r_xz = 0.8, r_yz = 0.4 (by ranks): (0.8 − 0.32)/√(0.36·0.84).
+  const std::vector<double> x{1, 2, 3, 4}, y{1, 3, 2, 4}, z{2, 1, 3, 4};
+  const double want = (spearman(x, y) - spearman(x, z) * spearman(y, z)) /
+                      std::sqrt((1 - std::pow(spearman(x, z), 2)) * (1 - std::pow(spearman(y, z), 2)));
+  EXPECT_NEAR(partial_spearman(x, y, z), want, 1e-15);
+  EXPECT_NEAR(spearman(x, z), 0.8, 1e-15);
+  EXPECT_NEAR(spearman(y, z), 0.4, 1e-15);
+}
