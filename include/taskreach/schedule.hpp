@@ -63,4 +63,16 @@ struct RunOptions {
 RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
                            const RunOptions& options);
 
+// Predicted run of `tasks` tasks (0: as measured) on `ranks` ranks in groups of
+// `ranks_per_task`, from the job costs measured in a result file: makespan (s), total work
+// (rank-seconds, assuming ideal data-parallel speed-up within a group) and parallel efficiency
+// work / (ranks × makespan).
+struct SimulationResult {
+  double makespan = 0, work = 0, efficiency = 0;
+  int64_t jobs = 0;
+  int groups = 0;
+};
+SimulationResult simulate_schedule(const RunOutput& measured, int ranks, int ranks_per_task, int64_t tasks,
+                                   uint64_t seed = 1);
+
 }  // namespace taskreach

@@ -209,6 +209,13 @@ int main(int argc, char** argv) {
   validate->add_option("job", job_path, "job file (TOML)")->required();
   auto* info = app.add_subcommand("info", "print a result file's matrices and summary");
   info->add_option("result", result_path, "result file (HDF5)")->required();
+  auto* simulate = app.add_subcommand("simulate", "replay measured job costs on P ranks: predicted makespan");
+  int sim_ranks = 1, sim_rpt = 1;
+  int64_t sim_tasks = 0;
+  simulate->add_option("--ranks", sim_ranks, "ranks P")->required()->check(CLI::PositiveNumber);
+  simulate->add_option("--ranks-per-task", sim_rpt, "ranks per task group")->check(CLI::PositiveNumber);
+  simulate->add_option("--costs", result_path, "a result file whose job costs to replay")->required();
+  simulate->add_option("--tasks", sim_tasks, "number of tasks N (default: as measured)")->check(CLI::NonNegativeNumber);
   app.footer("PETSc/SLEPc options (e.g. -curv_eps_type arnoldi -curv_eps_tol 1e-8) are passed through.");
 
   int rc = 0;
@@ -236,6 +243,15 @@ int main(int argc, char** argv) {
       if (*run) rc = cmd_run(world, job_path, output, device, resume);
       else if (*validate) rc = cmd_validate(world, job_path);
       else if (*info) rc = cmd_info(world, result_path);
+      else if (*simulate && rank == 0) {
+        const RunOutput measured = read_output(result_path);
+        const auto r = simulate_schedule(measured, sim_ranks, sim_rpt, sim_tasks);
+        std::printf("simulated %lld jobs for %lld tasks on %d ranks (%d groups of %d): makespan %.1f s, "
+                    "work %.1f rank-s, parallel efficiency %.3f\n",
+                    static_cast<long long>(r.jobs),
+                    static_cast<long long>(sim_tasks > 0 ? sim_tasks : int64_t(measured.task_names.size())), sim_ranks,
+                    r.groups, std::min(sim_rpt, sim_ranks), r.makespan, r.work, r.efficiency);
+      }
     } catch (const InputError& e) {
       std::cerr << "taskreach: error: " << e.what() << std::endl;
       rc = 2;

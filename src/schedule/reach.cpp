@@ -559,6 +559,7 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
   out.attrs_i64["mpi_ranks"] = world_size;
   out.attrs_i64["ranks_per_task"] = g;
   out.attrs_i64["task_groups"] = sched.count();
+  out.attrs_f64["schedule_seconds"] = sched.seconds();
   out.attrs_i64["jobs_computed"] = sched.computed();
   out.attrs_i64["jobs_reused"] = sched.reused();
   out.attrs_str["schedule"] = sched.dynamic() ? "dynamic" : "static";

@@ -171,6 +171,7 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
                                                 const std::function<std::vector<double>(size_t)>& work,
                                                 const std::function<bool(size_t)>& reusable) {
   const size_t n = phase.cost.size();
+  const double phase_start = now_s();
   std::vector<std::vector<double>> results(n);
   // Reuse: rank 0 reads the valid result files of unchanged inputs.
   std::vector<int> owner(n, -1);
@@ -251,6 +252,7 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     results[k].resize(size_t(len));
     MPI_Bcast(results[k].data(), len, MPI_DOUBLE, owner[k], world_);
   }
+  seconds_ += now_s() - phase_start;
   return results;
 }
 

@@ -41,6 +41,7 @@ class Scheduler {
 
   int64_t computed() const { return computed_; }
   int64_t reused() const { return reused_; }
+  double seconds() const { return seconds_; }  // wall time inside run(), all phases
 
  private:
   std::vector<double> read_result(uint64_t key) const;  // empty if missing or invalid
@@ -53,7 +54,7 @@ class Scheduler {
   std::string dir_;
   std::ostream* progress_;
   int64_t computed_ = 0, reused_ = 0, stop_after_ = -1;
-  double start_;
+  double start_, seconds_ = 0;
 };
 
 // FNV-1a over the bytes of each part: keys of durable results.

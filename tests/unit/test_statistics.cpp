@@ -40,3 +40,34 @@ TEST(Statistics, PartialCorrelationRemovesACommonCause) {
   EXPECT_NEAR(spearman(x, z), 0.8, 1e-15);
   EXPECT_NEAR(spearman(y, z), 0.4, 1e-15);
 }
+
+#include "taskreach/schedule.hpp"
+
+namespace {
+RunOutput equal_costs(int n_tasks, double seconds) {
+  RunOutput r;
+  for (int i = 0; i < n_tasks; ++i) r.task_names.push_back("t" + std::to_string(i));
+  r.attrs_i64["ranks_per_task"] = 1;
+  r.attrs_i64["seeds"] = 1;
+  for (const char* kind : {"single", "union", "scratch", "finetune"}) r.jobs.push_back({std::string(kind) + ":x", "ok", seconds, ""});
+  return r;
+}
+}  // namespace
+
+TEST(Simulate, OneRankDoesAllTheWorkInSequence) {
+  auto r = simulate_schedule(equal_costs(4, 2.0), 1, 1, 4);
+  // 4 singles + 6 unions, 4 scratch runs, 12 fine-tunes, 2 s each.
+  EXPECT_EQ(r.jobs, 26);
+  EXPECT_DOUBLE_EQ(r.makespan, 52.0);
+  EXPECT_DOUBLE_EQ(r.efficiency, 1.0);
+}
+
+TEST(Simulate, EqualJobsFillRoundsPhaseByPhase) {
+  // 4 groups: phase 1 has 10 jobs = 3 rounds, phase 2 has 4 = 1 round, phase 3 has 12 = 3 rounds.
+  auto r = simulate_schedule(equal_costs(4, 1.0), 4, 1, 4);
+  EXPECT_DOUBLE_EQ(r.makespan, 7.0);
+  EXPECT_DOUBLE_EQ(r.efficiency, 26.0 / (4 * 7.0));
+  // Groups of 2 ranks halve each job (ideal scaling within a group): 2 groups, same rounds × 2 / 2.
+  auto g2 = simulate_schedule(equal_costs(4, 1.0), 4, 2, 4);
+  EXPECT_DOUBLE_EQ(g2.makespan, 0.5 * (5 + 2 + 6));
+}
