@@ -2,6 +2,8 @@
 # taskreach set-up, build, demo and tests on Debian 12.
 #   ./taskreach.sh demo    install what is missing, build Release, run jobs/demo.toml on 2 ranks
 #   ./taskreach.sh test    install what is missing, build Release, run the whole ctest suite
+#   ./taskreach.sh test-asan   install, build Debug with ASan + UBSan (build/asan), run unit and mpi tests
+#   ./taskreach.sh fuzz SECONDS   install, build the libFuzzer targets, run each SECONDS (tests/fuzz)
 #   ./taskreach.sh setup | build      the first steps alone
 # Environment: TASKREACH_DATA (data cache, default ~/.cache/taskreach/data), JOBS (build
 # parallelism, default nproc), NP (ranks for the demo, default 2).
@@ -17,6 +19,7 @@ APT_PACKAGES=(
   libtrilinos-kokkos-dev
   libbenchmark-dev libgtest-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev zlib1g-dev
+  clang libclang-rt-14-dev
   dataset-fashion-mnist python3-sklearn
   python3-h5py python3-numpy python3-scipy python3-matplotlib
   nodejs npm
@@ -80,10 +83,26 @@ run_tests() {
   ctest --preset release "$@"
 }
 
+# The asan preset: Debug with -fsanitize=address,undefined; its test preset runs the unit and
+# MPI labels with the options and LeakSanitizer suppressions of tests/sanitizers/.
+run_asan_tests() {
+  setup
+  cmake --preset asan -DTASKREACH_DATA_DIR="$TASKREACH_DATA" >/dev/null
+  # Only the executables of the tests that the preset runs (each test is named after its
+  # executable, plus _np_N under mpiexec); the app and the e2e tests are not needed here.
+  local targets
+  targets=$(ctest --preset asan -N | sed -n 's/^ *Test *#[0-9]*: *//p' | sed 's/_np_[0-9]*$//' | sort -u)
+  # shellcheck disable=SC2086
+  cmake --build --preset asan -j "$JOBS" --target $targets
+  ctest --preset asan "$@"
+}
+
 case "${1:-}" in
   setup) setup ;;
   build) setup; build ;;
   demo) demo ;;
   test) shift; run_tests "$@" ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  test-asan) shift; run_asan_tests "$@" ;;
+  fuzz) shift; setup; tests/fuzz/run.sh "$@" ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

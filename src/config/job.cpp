@@ -1,9 +1,12 @@
 // Job file parsing: strict (unknown keys are errors), every message one line naming the
 // file and the field.
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <toml++/toml.h>
 
@@ -42,22 +45,22 @@ class Reader {
   void get(const toml::table& t, const std::string& where, const char* key, T& out) const {
     const toml::node* n = t.get(key);
     if (!n) return;
+    // The node's type is checked before value<T>() converts it: toml++ 3.3 converts a float
+    // to an integer with a cast that is undefined behaviour when the float is out of range.
     if constexpr (std::is_same_v<T, std::string>) {
-      auto v = n->value<std::string>();
-      if (!v || !n->is_string()) fail(join(where, key), "expected a string");
-      out = *v;
+      if (!n->is_string()) fail(join(where, key), "expected a string");
+      out = *n->value<std::string>();
     } else if constexpr (std::is_same_v<T, double>) {
-      auto v = n->value<double>();
-      if (!v || !(n->is_floating_point() || n->is_integer())) fail(join(where, key), "expected a number");
-      out = *v;
+      if (!(n->is_floating_point() || n->is_integer())) fail(join(where, key), "expected a number");
+      out = *n->value<double>();
+      // TOML has nan and inf; no setting takes them (a NaN would pass every range check).
+      if (!std::isfinite(out)) fail(join(where, key), "expected a finite number, got " + num(out));
     } else if constexpr (std::is_same_v<T, uint64_t>) {
-      auto v = n->value<int64_t>();
-      if (!v || !n->is_integer() || *v < 0) fail(join(where, key), "expected a non-negative integer");
-      out = static_cast<uint64_t>(*v);
+      if (!n->is_integer() || *n->value<int64_t>() < 0) fail(join(where, key), "expected a non-negative integer");
+      out = static_cast<uint64_t>(*n->value<int64_t>());
     } else {
-      auto v = n->value<int64_t>();
-      if (!v || !n->is_integer()) fail(join(where, key), "expected an integer");
-      out = *v;
+      if (!n->is_integer()) fail(join(where, key), "expected an integer");
+      out = *n->value<int64_t>();
     }
   }
 
@@ -86,6 +89,17 @@ class Reader {
   }
   void at_least(const std::string& field, int64_t v, int64_t lo) const {
     if (v < lo) fail(field, "expected an integer >= " + std::to_string(lo) + ", got " + std::to_string(v));
+  }
+  // [C, H, W]: three dimensions >= 1 whose product (the values of one sample) is at most
+  // 2^31, so that sizes computed from it cannot overflow.
+  void shape3(const std::string& field, const std::vector<int64_t>& shape) const {
+    if (shape.size() != 3) fail(field, "expected [C, H, W], three integers");
+    for (int64_t d : shape) at_least(field, d, 1);
+    constexpr int64_t kMax = int64_t{1} << 31;
+    if (shape[0] > kMax || shape[1] > kMax || shape[2] > kMax || shape[0] * shape[1] > kMax ||
+        shape[0] * shape[1] * shape[2] > kMax)
+      fail(field, "expected at most 2^31 values per sample, got " + std::to_string(shape[0]) + "x" +
+                      std::to_string(shape[1]) + "x" + std::to_string(shape[2]));
   }
   static std::string num(double v) {
     std::ostringstream s;
@@ -233,8 +247,7 @@ void parse_source(const Reader& r, const toml::table& t, const std::string& wher
   r.at_least(where + ".skip_rows", s.skip_rows, 0);
   if (t.get("shape")) {
     s.shape = r.ints(t, where, "shape");
-    if (s.shape.size() != 3) r.fail(where + ".shape", "expected [C, H, W], three integers");
-    for (int64_t d : s.shape) r.at_least(where + ".shape", d, 1);
+    r.shape3(where + ".shape", s.shape);
   }
   r.get(t, where, "scale", s.scale);
   r.positive(where + ".scale", s.scale);
@@ -255,6 +268,103 @@ void parse_source(const Reader& r, const toml::table& t, const std::string& wher
   if (const toml::node* tr = t.get("transpose")) {
     if (!tr->is_boolean()) r.fail(where + ".transpose", "expected true or false");
     s.transpose = *tr->value<bool>();
+  }
+}
+
+// toml++ 3.3 (Debian 12) classifies some non-ASCII characters with a table that reaches
+// __builtin_unreachable for most code points: undefined behaviour on bad input (toml++
+// issues #190 and #295, fixed upstream after 3.3). It does so for a non-ASCII character
+// outside strings and comments (never valid TOML), inside a quoted key (no job-file key
+// has one), right after a backslash in a """ string (never a valid escape) and first after
+// a line-ending backslash there. Those are rejected here, before toml++ sees the text;
+// non-ASCII in comments and in string values (paths, names) is fine.
+void check_non_ascii(const std::string& text, const std::string& path) {
+  const size_t n = text.size();
+  size_t line = 1, line_start = 0;
+  auto fail = [&](size_t at, const std::string& what) {
+    throw InputError(path + ":" + std::to_string(line) + ":" + std::to_string(at - line_start + 1) +
+                     ": TOML syntax error: " + what);
+  };
+  auto newline = [&](size_t at) {
+    ++line;
+    line_start = at + 1;
+  };
+  auto high = [&](size_t at) { return at < n && static_cast<unsigned char>(text[at]) >= 0x80; };
+  auto starts = [&](size_t at, const char* delim) { return text.compare(at, 3, delim) == 0; };
+  // Where a string stands: a key (line start, table header, inline table before '=') or a
+  // value. `nest` holds the open arrays ('[') and inline tables ('{') of the current value.
+  std::string nest;
+  bool key = true, header = false;
+  // A quote opens a string only where a key or a value starts; elsewhere (3"x) toml++ reads
+  // it as part of a bare value, so what follows counts as outside a string.
+  char prev = '\n';
+  size_t i = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // a UTF-8 byte order mark
+  for (; i < n; ++i) {
+    const char c = text[i];
+    const bool opens = std::string_view("\n=[{,").find(prev) != std::string_view::npos ||
+                       (prev == '.' && (key || header));  // a dotted key, not 0.'x'
+    if (c != ' ' && c != '\t' && c != '#') prev = c;
+    if (c == '\n') {
+      newline(i);
+      if (nest.empty()) key = true, header = false;
+    } else if (c == '#') {
+      while (i + 1 < n && text[i + 1] != '\n') ++i;
+    } else if (!key && !header && std::string_view(" \t\r\"'[]{},").find(c) == std::string_view::npos) {
+      // A bare value (number, boolean, date): toml++ reads up to a value terminator, quotes
+      // and all, so nothing in it opens a string.
+      for (; i < n && std::string_view(" \t\r\n]},#").find(text[i]) == std::string_view::npos; ++i)
+        if (high(i)) fail(i, "non-ASCII character outside a string or comment");
+      --i;
+      prev = 'v';
+    } else if (c == '=') {
+      key = false;
+    } else if (c == '[') {
+      if (nest.empty() && key) header = true;
+      else nest += '[', key = false;
+    } else if (c == ']') {
+      if (header) header = false, key = false;
+      else if (!nest.empty() && nest.back() == '[') nest.pop_back();
+    } else if (c == '{') {
+      nest += '{', key = true;
+    } else if (c == '}') {
+      if (!nest.empty() && nest.back() == '{') nest.pop_back();
+      key = false;
+    } else if (c == ',') {
+      key = !nest.empty() && nest.back() == '{';
+    } else if ((c == '"' || c == '\'') && opens) {
+      const bool basic = c == '"', in_key = key || header;
+      if (starts(i, basic ? "\"\"\"" : "'''")) {  // multi-line: up to the closing delimiter
+        for (i += 3; i < n && !starts(i, basic ? "\"\"\"" : "'''"); ++i) {
+          if (text[i] == '\n') {
+            newline(i);
+          } else if (basic && text[i] == '\\') {
+            size_t j = i + 1;
+            if (high(j)) fail(j, "invalid escape sequence (a backslash before a non-ASCII character)");
+            while (j < n && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r')) ++j;
+            if (j > i + 1 || (j < n && text[j] == '\n')) {  // a line-ending backslash: toml++ skips
+              while (j < n && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r' || text[j] == '\n'))
+                if (text[j++] == '\n') newline(j - 1);
+              if (high(j)) fail(j, "a non-ASCII character right after a line-ending backslash is not supported");
+              i = j - 1;
+            } else {
+              ++i;  // the escaped character
+            }
+          } else if (in_key && high(i)) {
+            fail(i, "non-ASCII character in a quoted key");
+          }
+        }
+        i += 2;
+        while (i + 1 < n && text[i + 1] == c) ++i;  // quotes right after it are content (TOML: two)
+      } else {  // single-line: up to the closing quote or the end of the line
+        for (++i; i < n && text[i] != c && text[i] != '\n'; ++i) {
+          if (basic && text[i] == '\\' && i + 1 < n && text[i + 1] != '\n') ++i;  // escaped
+          if (in_key && high(i)) fail(i, "non-ASCII character in a quoted key");
+        }
+        if (i < n && text[i] == '\n') --i;  // unterminated: the newline is handled above
+      }
+    } else if (high(i)) {
+      fail(i, "non-ASCII character outside a string or comment");
+    }
   }
 }
 
@@ -295,6 +405,7 @@ JobConfig load_job(const std::string& path) {
 JobConfig parse_job(const std::string& text, const std::string& path) {
   Reader r(path);
   toml::table root;
+  check_non_ascii(text, path);
   try {
     root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
@@ -317,8 +428,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   r.at_least("n_test_per_task", job.n_test_per_task, 0);
   if (root.get("input_shape")) {
     job.input_shape = r.ints(root, "", "input_shape");
-    if (job.input_shape.size() != 3) r.fail("input_shape", "expected [C, H, W], three integers");
-    for (int64_t d : job.input_shape) r.at_least("input_shape", d, 1);
+    r.shape3("input_shape", job.input_shape);
   }
 
   if (const auto* m = r.table(root, "", "model")) {
@@ -407,7 +517,12 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.get(*t, "finetune", "eval_every", f.eval_every);
     r.at_least("finetune.eval_every", f.eval_every, 1);
     r.get(*t, "finetune", "max_steps", f.max_steps);
-    r.at_least("finetune.max_steps", f.max_steps, 10 * f.eval_every);
+    // max_steps >= 10·eval_every, tested without computing 10·eval_every (it may overflow).
+    if (f.max_steps / 10 < f.eval_every)
+      r.fail("finetune.max_steps", "expected an integer >= 10 * eval_every = " +
+                                       (f.eval_every <= INT64_MAX / 10 ? std::to_string(10 * f.eval_every)
+                                                                       : std::string("more than 2^63")) +
+                                       ", got " + std::to_string(f.max_steps));
     r.get(*t, "finetune", "loss_margin", f.loss_margin);
     if (f.loss_margin < 0) r.fail("finetune.loss_margin", "expected a non-negative margin in nats");
     r.get(*t, "finetune", "threshold", f.threshold);

@@ -1,5 +1,5 @@
 #pragma once
-// Internal to taskreach_data: one reader for plain and gzip files. zlib's gzread passes a
+// Internal to taskreach_readers: one reader for plain and gzip files. zlib's gzread passes a
 // plain file through unchanged and inflates a gzip one (detected by its 1f 8b magic), so
 // every format reads both. Errors are InputErrors naming the file.
 #include <zlib.h>

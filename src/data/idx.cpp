@@ -55,7 +55,8 @@ size_t GzFile::read(uint8_t* out, size_t n) {
 std::vector<uint8_t> GzFile::read_all() {
   std::vector<uint8_t> out;
   size_t got = 0;
-  for (size_t want = size_t{1} << 20;; want = std::min<size_t>(want * 2, size_t{1} << 26)) {
+  // From 64 KiB (small files: CSV tables, fuzz inputs) doubling to 64 MiB chunks.
+  for (size_t want = size_t{1} << 16;; want = std::min<size_t>(want * 2, size_t{1} << 26)) {
     out.resize(got + want);
     const size_t k = read(out.data() + got, want);
     got += k;
@@ -106,12 +107,13 @@ class IdxFile : public data::GzFile {
     return dims;
   }
 
-  // Exactly `count` payload bytes and nothing after them. Reserving only claims address
-  // space; pages are touched chunk by chunk as data arrives, so a header that promises
-  // more than the file holds costs no more memory than the file.
+  // Exactly `count` payload bytes and nothing after them. The buffer grows with the data
+  // (16 MiB chunks, the vector doubling), so a header that promises more than the file
+  // holds costs no more memory than the file: reserving the promised size up front would
+  // ask for up to 4 GiB at once, which fails outright under a memory limit.
   std::vector<uint8_t> payload(uint64_t count, const char* what) {
     std::vector<uint8_t> out;
-    out.reserve(static_cast<size_t>(std::min<uint64_t>(count, uint64_t{1} << 32)));
+    out.reserve(static_cast<size_t>(std::min<uint64_t>(count, uint64_t{1} << 24)));
     size_t got = 0;
     while (got < count) {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(count - got, uint64_t{1} << 24));

@@ -3,6 +3,8 @@
 // or the line.
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -23,6 +25,12 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
 std::string shown(std::string_view s) {
   constexpr size_t kMax = 24;
   return "'" + std::string(s.substr(0, kMax)) + (s.size() > kMax ? "...'" : "'");
@@ -35,8 +43,9 @@ RawImages read_cifar(const std::vector<std::string>& batches, int label_bytes, i
   raw.channels = 3;
   raw.height = raw.width = kCifarSide;
   const size_t record = static_cast<size_t>(label_bytes) + kCifarPixels;
-  // Records are copied out of a buffer of whole records, so no file is held twice.
-  const size_t chunk = 1024;
+  // Records are copied out of a buffer of whole records, so no file is held twice. 64
+  // records (under 200 KB) keep small files cheap; zlib reads ahead in its own buffer.
+  const size_t chunk = 64;
   std::vector<uint8_t> buf(chunk * record);
   for (const auto& path : batches) {
     data::GzFile f(path);
@@ -134,7 +143,13 @@ RawImages read_csv(const std::vector<std::string>& files, const CsvFormat& forma
           where(field + shown(s) + " is not a number");
         if (!std::isfinite(v) || ec == std::errc::result_out_of_range)
           where(field + shown(s) + " is not a finite number");
-        raw.values.push_back(static_cast<float>(v / format.scale));
+        // Stored as float: a value that the scale takes past the float range would become
+        // inf (or, converted, undefined behaviour), so it is bad input like inf itself.
+        const double scaled = v / format.scale;
+        if (!(std::fabs(scaled) <= std::numeric_limits<float>::max()))
+          where(field + shown(s) + " divided by scale " + number_text(format.scale) +
+                " is outside the range of a float");
+        raw.values.push_back(static_cast<float>(scaled));
       }
       ++rows;
     }
@@ -145,11 +160,15 @@ RawImages read_csv(const std::vector<std::string>& files, const CsvFormat& forma
   raw.height = 1;
   raw.width = n_features;
   if (!format.shape.empty()) {
-    const int64_t want = format.shape[0] * format.shape[1] * format.shape[2];
-    if (want != n_features)
+    // The product of three unbounded dimensions need not fit in 64 bits.
+    int64_t want = 1;
+    bool fits = true;
+    for (int64_t d : format.shape) fits = fits && !__builtin_mul_overflow(want, d, &want);
+    if (!fits || want != n_features)
       throw InputError(files.front() + ": " + std::to_string(n_features) + " features per row, but shape " +
                        std::to_string(format.shape[0]) + "x" + std::to_string(format.shape[1]) + "x" +
-                       std::to_string(format.shape[2]) + " needs " + std::to_string(want));
+                       std::to_string(format.shape[2]) + " needs " +
+                       (fits ? std::to_string(want) : std::string("more than 2^63")));
     raw.channels = format.shape[0];
     raw.height = format.shape[1];
     raw.width = format.shape[2];

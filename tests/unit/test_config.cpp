@@ -255,3 +255,56 @@ TEST(Config, BadInputMissingFiles) {
   EXPECT_EQ(error_of("[[sources]]\nname = \"x\"\nformat = \"parquet\"\n"),
             "bad.toml: sources[0].format: unknown format 'parquet', expected one of: idx, cifar10, cifar100, csv");
 }
+
+// toml++ 3.3 reaches undefined behaviour on some non-ASCII text (see check_non_ascii in
+// src/config/job.cpp): such text is rejected first, with a TOML syntax error naming the line
+// and column; non-ASCII in comments and string values stays accepted.
+TEST(Config, NonAsciiOnlyInCommentsAndStringValues) {
+  const std::string ok = "# Données: σ = 0.5 — ünïcode in a comment\n" + kFashion + R"(
+label_space = "chiffres ü"   # and after a value
+[[tasks]]
+name = "ü-task"
+source = "fashion"
+transforms = [ { type = "blur", sigma = 1.0 },
+  { type = "noise", sigma = 0.5 } ]  # ×
+[model]
+hidden = [ 8,
+  4 ]  # a multi-line array
+)";
+  const auto job = parse_job("\xEF\xBB\xBF" + ok, "ok.toml");  // with a UTF-8 byte order mark
+  EXPECT_EQ(job.tasks[0].name, "ü-task");
+  EXPECT_EQ(job.sources[0].label_space, "chiffres ü");
+  EXPECT_EQ(parse_job("name = \"\"\"multi\nline ü \\\n  trimmed\"\"\"\n" + ok, "ok.toml").name,
+            "multi\nline ü trimmed");
+  EXPECT_EQ(parse_job("name = '''ü'''\n" + ok, "ok.toml").name, "ü");
+
+  const auto syntax = [](const std::string& msg, const std::string& where) {
+    return msg.find("bad.toml:" + where + ": TOML syntax error: ") != std::string::npos &&
+           msg.find('\n') == std::string::npos;
+  };
+  const std::string base = kFashion + "[[tasks]]\nname = \"a\"\nsource = \"fashion\"\n";
+  EXPECT_TRUE(syntax(error_of("ü = 1\n" + base), "1:1"));
+  EXPECT_TRUE(syntax(error_of("name = 3\xc2\xa7\n" + base), "1:9"));
+  EXPECT_TRUE(syntax(error_of("name = 3\"\xc2\xa7\"\n" + base), "1:10"));
+  EXPECT_TRUE(syntax(error_of("seed = 0.'\xc2\xa7'\n" + base), "1:11"));
+  EXPECT_TRUE(syntax(error_of("\"\xc3\xbc\" = 1\n" + base), "1:2"));
+  EXPECT_TRUE(syntax(error_of("[\"\xc3\xbc\"]\n" + base), "1:3"));
+  EXPECT_TRUE(syntax(error_of("name = \"\"\"\\\xc3\xbc\"\"\"\n" + base), "1:12"));
+  EXPECT_TRUE(syntax(error_of("name = \"\"\"\\\n  \xc2\xa7\"\"\"\n" + base), "2:3"));
+}
+
+// Found reviewing the parser beside the fuzzer: values that passed every range check but
+// were not numbers, and products that overflowed.
+TEST(Config, NonFiniteNumbersAndOverflowingProductsAreRejected) {
+  const std::string base = kFashion + "[[tasks]]\nname = \"a\"\nsource = \"fashion\"\n";
+  EXPECT_EQ(error_of(base + "[train]\nmomentum = nan\n"), "bad.toml: train.momentum: expected a finite number, got nan");
+  EXPECT_EQ(error_of(base + "[complexity]\nbeta = inf\n"), "bad.toml: complexity.beta: expected a finite number, got inf");
+  EXPECT_EQ(error_of(base + "[finetune]\nloss_margin = -nan\n").rfind("bad.toml: finetune.loss_margin: expected a finite", 0), 0u);
+  EXPECT_EQ(error_of(base + "[finetune]\neval_every = 1000000000000000000\n"),
+            "bad.toml: finetune.max_steps: expected an integer >= 10 * eval_every = more than 2^63, got 2000");
+  EXPECT_EQ(error_of(base + "[finetune]\neval_every = 300\n"),
+            "bad.toml: finetune.max_steps: expected an integer >= 10 * eval_every = 3000, got 2000");
+  EXPECT_EQ(error_of("input_shape = [4294967296, 4294967296, 1]\n" + base),
+            "bad.toml: input_shape: expected at most 2^31 values per sample, got 4294967296x4294967296x1");
+  EXPECT_EQ(parse_job("input_shape = [2, 1024, 1048576]\n" + base, "ok.toml").input_shape[2], 1048576);
+}

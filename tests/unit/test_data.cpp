@@ -813,9 +813,12 @@ TEST(Tasks, FashionMnist60kBuildsCappedAndUncapped) {
   const double n = static_cast<double>(s.tasks[0].x.size());
   EXPECT_NEAR(sum / n, 0.0, 1e-4);
   EXPECT_NEAR(sq / n, 1.0, 1e-4);
-  // Generous bounds (shared CI machines); the point is the printed timing.
+  // Generous bounds (shared CI machines); the point is the printed timing. An unoptimised
+  // or sanitizer build (the asan preset) only prints it.
+#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(secs(t0, t1) + secs(t2, t3), 10.0);
   EXPECT_LT(secs(t3, t4), 30.0);
+#endif
 }
 
 // ============================================================================ new readers

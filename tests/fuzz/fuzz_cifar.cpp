@@ -1,0 +1,6 @@
+// libFuzzer target: the CIFAR reader through read_source (see harness.hpp for the input layout).
+#include "fuzz_common.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return taskreach::fuzz::guarded([&] { taskreach::fuzz::run_cifar(data, size, taskreach::fuzz::scratch_dir()); });
+}
