@@ -108,15 +108,16 @@ class IdxFile : public data::GzFile {
   }
 
   // Exactly `count` payload bytes and nothing after them. The buffer grows with the data
-  // (16 MiB chunks, the vector doubling), so a header that promises more than the file
+  // (1 MiB chunks, the vector doubling), so a header that promises more than the file
   // holds costs no more memory than the file: reserving the promised size up front would
   // ask for up to 4 GiB at once, which fails outright under a memory limit.
   std::vector<uint8_t> payload(uint64_t count, const char* what) {
+    constexpr uint64_t kChunk = uint64_t{1} << 20;
     std::vector<uint8_t> out;
-    out.reserve(static_cast<size_t>(std::min<uint64_t>(count, uint64_t{1} << 24)));
+    out.reserve(static_cast<size_t>(std::min<uint64_t>(count, kChunk)));
     size_t got = 0;
     while (got < count) {
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(count - got, uint64_t{1} << 24));
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(count - got, kChunk));
       out.resize(got + want);
       const size_t k = read(out.data() + got, want);
       got += k;
