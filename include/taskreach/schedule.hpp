@@ -51,6 +51,10 @@ class Interrupted : public std::runtime_error {
 // point (between jobs). Install once, in main.
 void install_stop_handlers();
 bool stop_requested();
+// The line written to stderr the moment a stop signal arrives (on the rank that sets it, rank 0):
+// even a run that never reaches a safe point (the launcher killing it after a lost rank) says
+// how to resume. Set once before the work starts; at most 1 KiB.
+void set_stop_announcement(const std::string& line);
 
 struct RunOptions {
   std::string workdir;   // checkpoints and durable per-job results (shared by all ranks)

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,17 +14,27 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 #include <numeric>
 #include <sstream>
 #include <thread>
 
+#include "taskreach/files.hpp"
 #include "taskreach/schedule.hpp"
 
 namespace taskreach {
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int) { g_stop = 1; }
+char g_announcement[1024];  // written by the handler with write(2), which is async-signal-safe
+volatile std::sig_atomic_t g_announcement_len = 0;
+extern "C" void on_stop_signal(int) {
+  if (!g_stop && g_announcement_len) {
+    const ssize_t ignored = ::write(STDERR_FILENO, g_announcement, size_t(g_announcement_len));
+    (void)ignored;
+  }
+  g_stop = 1;
+}
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -55,6 +67,13 @@ void install_stop_handlers() {
 
 bool stop_requested() { return g_stop != 0; }
 
+void set_stop_announcement(const std::string& line) {
+  const std::string text = line + "\n";
+  g_announcement_len = 0;  // never half-written while a signal could read it
+  std::memcpy(g_announcement, text.data(), std::min(text.size(), sizeof g_announcement));
+  g_announcement_len = static_cast<std::sig_atomic_t>(std::min(text.size(), sizeof g_announcement));
+}
+
 namespace detail {
 
 uint64_t hash_parts(const std::vector<std::string>& parts) {
@@ -84,7 +103,13 @@ Scheduler::Scheduler(MPI_Comm world, int64_t ranks_per_task, std::string results
   // Several groups: rank 0 serves the hand-out from a thread beside its own work.
   dynamic_ = count_ > 1 && provided >= MPI_THREAD_MULTIPLE;
   if (const char* s = std::getenv("TASKREACH_STOP_AFTER_JOBS")) stop_after_ = std::atoll(s);
-  if (rank_ == 0 && !dir_.empty()) std::filesystem::create_directories(dir_);
+  if (rank_ == 0 && !dir_.empty()) {
+    std::filesystem::create_directories(dir_);
+    // Temporaries of writers killed mid-write (a result is renamed into place only when whole).
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec))
+      if (e.path().filename().string().find(".res.tmp") != std::string::npos) std::filesystem::remove(e.path(), ec);
+  }
   MPI_Barrier(world);
 }
 
@@ -94,23 +119,38 @@ Scheduler::~Scheduler() {
 }
 
 // A result file: magic, key, count, `count` doubles, FNV-1a of everything before it.
+// A missing file is simply not done; a present but damaged one (truncated, bit rot, another
+// key) is reported, removed and recomputed.
 std::vector<double> Scheduler::read_result(uint64_t key) const {
-  std::ifstream in(dir_ + "/" + hex(key) + ".res", std::ios::binary);
+  const std::string path = dir_ + "/" + hex(key) + ".res";
+  std::ifstream in(path, std::ios::binary);
   if (!in) return {};
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
   const size_t head = sizeof kMagic + 2 * sizeof(uint64_t);
-  if (bytes.size() < head + sizeof(uint64_t) || bytes.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0) return {};
+  const char* damage = nullptr;
   uint64_t k = 0, n = 0, sum = 0;
-  std::memcpy(&k, bytes.data() + sizeof kMagic, sizeof k);
-  std::memcpy(&n, bytes.data() + sizeof kMagic + sizeof k, sizeof n);
-  if (k != key || n > (1ULL << 32) || bytes.size() != head + n * sizeof(double) + sizeof sum) return {};
-  std::memcpy(&sum, bytes.data() + bytes.size() - sizeof sum, sizeof sum);
-  if (sum != fnv1a(bytes.data(), bytes.size() - sizeof sum)) return {};
+  if (bytes.size() < head + sizeof(uint64_t) || bytes.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0) {
+    damage = "not a taskreach job result";
+  } else {
+    std::memcpy(&k, bytes.data() + sizeof kMagic, sizeof k);
+    std::memcpy(&n, bytes.data() + sizeof kMagic + sizeof k, sizeof n);
+    std::memcpy(&sum, bytes.data() + bytes.size() - sizeof sum, sizeof sum);
+    if (k != key) damage = "written for another job";
+    else if (n > (1ULL << 32) || bytes.size() != head + n * sizeof(double) + sizeof sum) damage = "truncated";
+    else if (sum != fnv1a(bytes.data(), bytes.size() - sizeof sum)) damage = "checksum mismatch";
+  }
+  if (damage) {
+    std::cerr << "taskreach: warning: " << path << ": damaged job result (" << damage << "); recomputing" << std::endl;
+    std::remove(path.c_str());
+    return {};
+  }
   std::vector<double> out(n);
   std::memcpy(out.data(), bytes.data() + head, n * sizeof(double));
   return out;
 }
 
+// A result file is whole or absent, even after a node crash (write_file_atomically).
 void Scheduler::write_result(uint64_t key, const std::vector<double>& data) const {
   if (dir_.empty()) return;
   std::string bytes(kMagic, sizeof kMagic);
@@ -120,15 +160,7 @@ void Scheduler::write_result(uint64_t key, const std::vector<double>& data) cons
   bytes.append(reinterpret_cast<const char*>(data.data()), n * sizeof(double));
   const uint64_t sum = fnv1a(bytes.data(), bytes.size());
   bytes.append(reinterpret_cast<const char*>(&sum), sizeof sum);
-  // Temporary name, flushed, then renamed: a result file is either whole or absent.
-  const std::string path = dir_ + "/" + hex(key) + ".res", tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw std::runtime_error("schedule: cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("schedule: cannot rename " + tmp);
+  write_file_atomically(dir_ + "/" + hex(key) + ".res", bytes, "write a job result");
 }
 
 // Rank 0's hand-out thread: each group's first rank asks for the next item (reporting the one

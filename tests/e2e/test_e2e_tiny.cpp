@@ -117,8 +117,8 @@ TEST(E2ETiny, OneAndTwoRanksAgreeWithinErrors) {
   }
 }
 
-TEST(E2ETiny, ResumedRunEqualsUninterruptedAndRecomputesNothing) {
-  RunOutput a = read_output(kDir + "/tiny_np2.h5"), b = read_output(kDir + "/tiny_resumed.h5");
+// Every interrupted-then-resumed or repaired run must equal the uninterrupted one (1e-12).
+void expect_same_matrices(const RunOutput& a, const RunOutput& b) {
   auto same = [](const Matrix<double>& x, const Matrix<double>& y, const char* what) {
     ASSERT_EQ(x.data.size(), y.data.size()) << what;
     for (size_t k = 0; k < x.data.size(); ++k)
@@ -128,9 +128,24 @@ TEST(E2ETiny, ResumedRunEqualsUninterruptedAndRecomputesNothing) {
   same(a.unions_C, b.unions_C, "unions C");
   same(a.stderr_total, b.stderr_total, "stderr");
   EXPECT_EQ(a.finetune_steps.data, b.finetune_steps.data);
+}
+
+TEST(E2ETiny, ResumedRunEqualsUninterruptedAndRecomputesNothing) {
+  RunOutput a = read_output(kDir + "/tiny_np2.h5"), b = read_output(kDir + "/tiny_resumed.h5");
+  expect_same_matrices(a, b);
   // 3 jobs were finished before the stop: reused, not recomputed.
   EXPECT_EQ(b.attrs_i64.at("jobs_reused"), 3);
   EXPECT_EQ(b.attrs_i64.at("jobs_computed") + 3, a.attrs_i64.at("jobs_computed"));
+}
+
+// Written by the e2e_fault_kill and e2e_fault_corrupt tests (tests/e2e/faults.sh), which
+// check the counts of reused and recomputed jobs.
+TEST(E2ETiny, RunResumedAfterAKilledRankEqualsUninterrupted) {
+  expect_same_matrices(read_output(kDir + "/tiny_np2.h5"), read_output(kDir + "/tiny_killed.h5"));
+}
+
+TEST(E2ETiny, RunRepairingDamagedResultsEqualsUninterrupted) {
+  expect_same_matrices(read_output(kDir + "/tiny_np2.h5"), read_output(kDir + "/tiny_corrupt.h5"));
 }
 
 TEST(E2ETiny, ForcedDivergenceIsRecordedAndTheRestCompletes) {

@@ -1,0 +1,13 @@
+#pragma once
+// Durable small-file writes, shared by the modules that keep results and checkpoints.
+#include <string>
+
+namespace taskreach {
+
+// Writes `bytes` to `path` through a temporary in the same directory: written, fsync'ed,
+// renamed, and the directory synced, so the file is whole or absent even after a crash.
+// Throws std::runtime_error "PATH: cannot WHAT: <reason>" (e.g. No space left on device),
+// leaving no temporary behind. `what` names the file's kind ("write a job result").
+void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what);
+
+}  // namespace taskreach
