@@ -107,7 +107,35 @@ struct ComplexityConfig {
   int64_t samples = 0;       // curvature on a fixed seeded subsample of this size, scaled by n/n_sub (0: all)
 };
 
+// The learning-dynamics experiments (job key `experiment`), beside the reachability run.
+// τ everywhere: the first evaluated SGD step with mean loss below train.loss_threshold.
+struct ConvergenceConfig {
+  std::string task;                        // base task of the label and batch sweeps; default: the first
+  std::vector<int64_t> random_labels;      // samples of the base task relabelled at random, a run each
+  std::vector<int64_t> batch_sizes;        // SGD batch sizes at the fixed train.lr
+  int64_t batch_random_labels = 0;         // random labels in the batch-size sweep's task
+  std::vector<ModelConfig> architectures;  // each trained on every [[tasks]] task
+  int64_t seeds = 2;
+};
+
+struct PotentialConfig {
+  std::string task;             // default: the first
+  int64_t curvature_every = 1;  // snapshots: every k-th evaluation (train.eval_every steps)
+};
+
+struct CriticalPeriodConfig {
+  std::string task;                     // the clean task; default: the first
+  double sigma = 2.0;                   // the deficit: Gaussian blur of this many pixels
+  std::vector<int64_t> deficit_epochs;  // K values; K = 0 (no deficit) is always run
+  int64_t clean_epochs = 20;            // the fixed budget on clean inputs after the deficit
+  int64_t seeds = 2;
+};
+
 struct JobConfig {
+  std::string experiment = "reachability";  // | convergence | potential | critical_period
+  ConvergenceConfig convergence;
+  PotentialConfig potential;
+  CriticalPeriodConfig critical_period;
   std::string path;      // the job file
   std::string text;      // verbatim TOML, stored in the output
   std::string name;

@@ -72,6 +72,13 @@ struct RunOutput {
   std::map<std::string, double> analysis;
   std::map<std::string, int64_t> analysis_i64;
   std::vector<JobRecord> jobs;
+
+  // Groups of the learning-dynamics experiments (/convergence, /potential, /critical_period),
+  // by full path: 1-D float64 datasets, string datasets, and string attributes of groups
+  // (a fit's formula and parameter names).
+  std::map<std::string, std::vector<double>> extra;
+  std::map<std::string, std::vector<std::string>> extra_strings;
+  std::map<std::string, std::map<std::string, std::string>> extra_attrs;
 };
 
 }  // namespace taskreach

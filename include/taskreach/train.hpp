@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,14 +49,29 @@ struct TrainOutcome {
   int64_t convergence_step = -1;  // first evaluated step with mean loss < train.loss_threshold
   std::vector<CurvePoint> curve;  // SGD evaluations every train.eval_every steps
   double test_accuracy = -1.0;    // at w*, when the task has a test split
+  double test_accuracy_sgd = -1.0;  // at the end of SGD, before the polish (likewise)
   double seconds = 0.0;
+};
+
+// What the learning-dynamics experiments change about a training run (all optional).
+struct TrainHooks {
+  // Critical periods: first `deficit_steps` SGD steps on `deficit` (same protocol, same
+  // optimiser state), then the usual run on the task itself.
+  const Task* deficit = nullptr;
+  int64_t deficit_steps = 0;
+  // The effective potential: called on every rank at each evaluation of the SGD run on the
+  // task (every train.eval_every steps and at the end) with the evaluation, the weights and the
+  // non-trainable buffers (flattened as in TrainOutcome).
+  std::function<void(const CurvePoint&, const std::vector<double>& weights, const std::vector<double>& buffers)>
+      on_eval;
 };
 
 // Every rank of `group` holds the whole task; rank r works on the entries r, r+g, … of
 // each global batch, so the trajectory does not depend on g up to summation order.
 // With a non-empty `checkpoint`, the model and SGD state at w* are saved there (rank 0).
 TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task,
-                       const JobConfig& job, uint64_t seed, const std::string& checkpoint = "");
+                       const JobConfig& job, uint64_t seed, const std::string& checkpoint = "",
+                       const TrainHooks& hooks = {});
 
 // The weights (and, if asked, the buffers) stored in a checkpoint written by train_map.
 std::vector<double> load_checkpoint(const ModelShape& shape, const std::string& checkpoint,

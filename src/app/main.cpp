@@ -16,6 +16,7 @@
 #include "taskreach/config.hpp"
 #include "taskreach/curvature.hpp"
 #include "taskreach/data.hpp"
+#include "taskreach/experiments.hpp"
 #include "taskreach/io.hpp"
 #include "taskreach/schedule.hpp"
 #include "taskreach/train.hpp"
@@ -110,8 +111,12 @@ int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, con
     if (rank == 0) std::cerr << "taskreach: error: " << err << std::endl;
     return 2;
   }
-  Plan plan = make_plan(job, tasks);
-  if (rank == 0) std::cout << describe_plan(job, tasks, plan, size) << "device: " << device << " (rank 0)\n" << std::flush;
+  const bool reachability = job.experiment == "reachability";
+  Plan plan;
+  if (reachability) plan = make_plan(job, tasks);
+  if (rank == 0)
+    std::cout << (reachability ? describe_plan(job, tasks, plan, size) : describe_experiment(job, tasks, size))
+              << "device: " << device << " (rank 0)\n" << std::flush;
   // Checkpoints of every w* live beside the output, in OUTPUT.work/.
   const std::string workdir = output + ".work";
   int made = 1;
@@ -123,17 +128,21 @@ int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, con
   }
   MPI_Bcast(&made, 1, MPI_INT, 0, world);
   if (!made) return 3;
+  const std::string resume_hint = "resume with: taskreach run " + job_path + " --output " + output + " --resume";
+  if (rank == 0)
+    set_stop_announcement("taskreach: stop signal received: stopping after the jobs in progress; finished jobs are kept in " +
+                          workdir + "; " + resume_hint);
   RunOptions options;
   options.workdir = workdir;
   options.resume = resume;
   options.progress = rank == 0 ? &std::cout : nullptr;
   RunOutput out;
   try {
-    out = run_reachability(world, job, tasks, plan, options);
+    out = reachability ? run_reachability(world, job, tasks, plan, options) : run_experiment(world, job, tasks, options);
   } catch (const Interrupted& e) {
     if (rank == 0)
       std::cerr << "taskreach: " << e.what() << "; finished jobs are kept in " << workdir
-                << "; resume with: taskreach run " << job_path << " --output " << output << " --resume" << std::endl;
+                << "; " << resume_hint << std::endl;
     return 4;
   }
   out.attrs_str["version"] = TASKREACH_VERSION;
@@ -162,12 +171,14 @@ int cmd_validate(MPI_Comm world, const std::string& job_path) {
     if (rank == 0) std::cerr << "taskreach: error: the ranks built different data (fingerprints differ)" << std::endl;
     return 1;
   }
-  Plan plan = make_plan(job, tasks);
+  // Experiments build their own task variants: errors in them surface here too.
+  const std::string plan = job.experiment == "reachability" ? describe_plan(job, tasks, make_plan(job, tasks), size)
+                                                           : describe_experiment(job, tasks, size);
   if (rank == 0) {
     char hex[24];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fp[0]));
     std::cout << describe_tasks(job, tasks) << "data fingerprint " << hex << " (equal on all " << size
-              << " ranks)\n" << describe_plan(job, tasks, plan, size) << "valid\n";
+              << " ranks)\n" << plan << "valid\n";
   }
   return 0;
 }
@@ -253,7 +264,8 @@ int main(int argc, char** argv) {
                     r.groups, std::min(sim_rpt, sim_ranks), r.makespan, r.work, r.efficiency);
       }
     } catch (const InputError& e) {
-      std::cerr << "taskreach: error: " << e.what() << std::endl;
+      // Raised alike on every rank (the job and the data are the same everywhere): said once.
+      if (rank == 0) std::cerr << "taskreach: error: " << e.what() << std::endl;
       rc = 2;
     } catch (const IoError& e) {
       if (rank == 0) std::cerr << "taskreach: error: " << e.what() << std::endl;

@@ -1,5 +1,6 @@
 // Job file parsing: strict (unknown keys are errors), every message one line naming the
 // file and the field.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -278,6 +279,102 @@ void parse_source(const Reader& r, const toml::table& t, const std::string& wher
 // has one), right after a backslash in a """ string (never a valid escape) and first after
 // a line-ending backslash there. Those are rejected here, before toml++ sees the text;
 // non-ASCII in comments and in string values (paths, names) is fine.
+// A [model] table (or one entry of convergence.architectures).
+void parse_model(const Reader& r, const toml::table& m, const std::string& where, ModelConfig& mc) {
+  r.only(m, where, {"arch", "hidden", "channels", "width", "norm", "activation"});
+  r.get(m, where, "arch", mc.arch);
+  if (m.get("hidden")) mc.hidden = r.ints(m, where, "hidden");
+  if (m.get("channels")) mc.channels = r.ints(m, where, "channels");
+  r.get(m, where, "width", mc.width);
+  r.get(m, where, "norm", mc.norm);
+  r.get(m, where, "activation", mc.activation);
+  if (mc.arch != "mlp" && mc.arch != "linear" && mc.arch != "cnn" && mc.arch != "resnet18")
+    r.fail(where + ".arch", "unknown architecture '" + mc.arch + "', expected one of: linear, mlp, cnn, resnet18");
+  for (auto h : mc.hidden) r.at_least(where + ".hidden", h, 1);
+  for (auto c : mc.channels) r.at_least(where + ".channels", c, 1);
+  r.at_least(where + ".width", mc.width, 4);
+  if (mc.norm != "group" && mc.norm != "batch")
+    r.fail(where + ".norm", "expected \"group\" or \"batch\", got '" + mc.norm + "'");
+  if (!mc.activation.empty() && mc.activation != "tanh" && mc.activation != "relu")
+    r.fail(where + ".activation", "expected \"tanh\" or \"relu\", got '" + mc.activation + "'");
+  if (mc.arch == "linear") mc.hidden.clear();
+}
+
+void finish_model(ModelConfig& mc) {
+  if (mc.activation.empty()) mc.activation = mc.arch == "resnet18" ? "relu" : "tanh";
+}
+
+// The experiment tables; names of tasks must exist. The convergence time needs a loss threshold.
+void parse_experiments(const Reader& r, const toml::table& root, JobConfig& job, const std::set<std::string>& tasks) {
+  auto task_name = [&](const toml::table& t, const std::string& where, std::string& out) {
+    r.get(t, where, "task", out);
+    if (out.empty()) out = job.tasks.front().name;
+    if (!tasks.count(out)) r.fail(where + ".task", "unknown task '" + out + "'");
+  };
+  auto counts = [&](const toml::table& t, const std::string& where, const char* key, int64_t lo) {
+    std::vector<int64_t> v = r.ints(t, where, key);
+    for (auto x : v) r.at_least(where + "." + key, x, lo);
+    return v;
+  };
+  static const toml::table kEmpty;
+  if (job.experiment != "reachability" && job.train.loss_threshold <= 0 && job.experiment != "critical_period")
+    r.fail("train.loss_threshold", "experiment '" + job.experiment +
+                                       "' measures the steps to a loss threshold: expected a positive mean loss in nats");
+  if (job.experiment == "convergence") {
+    const toml::table* t = r.table(root, "", "convergence");
+    const toml::table& c = t ? *t : kEmpty;
+    auto& cc = job.convergence;
+    r.only(c, "convergence", {"task", "random_labels", "batch_sizes", "batch_random_labels", "architectures", "seeds"});
+    task_name(c, "convergence", cc.task);
+    cc.random_labels = counts(c, "convergence", "random_labels", 0);
+    cc.batch_sizes = counts(c, "convergence", "batch_sizes", 1);
+    r.get(c, "convergence", "batch_random_labels", cc.batch_random_labels);
+    r.at_least("convergence.batch_random_labels", cc.batch_random_labels, 0);
+    r.get(c, "convergence", "seeds", cc.seeds);
+    r.at_least("convergence.seeds", cc.seeds, 1);
+    if (const toml::node* a = c.get("architectures")) {
+      if (!a->is_array_of_tables() && !(a->is_array() && a->as_array()->empty()))
+        r.fail("convergence.architectures", "expected an array of tables such as [{ arch = \"mlp\", hidden = [32] }]");
+      int q = 0;
+      for (const auto& e : *a->as_array()) {
+        ModelConfig m;
+        parse_model(r, *e.as_table(), "convergence.architectures[" + std::to_string(q++) + "]", m);
+        finish_model(m);
+        cc.architectures.push_back(m);
+      }
+    }
+    if (cc.random_labels.size() < 3 && cc.batch_sizes.size() < 3 && cc.architectures.empty())
+      r.fail("convergence", "nothing to fit: expected >= 3 random_labels, >= 3 batch_sizes or architectures");
+    for (const char* k : {"random_labels", "batch_sizes"})
+      if (const size_t n = r.ints(c, "convergence", k).size(); n > 0 && n < 3)
+        r.fail(std::string("convergence.") + k, "expected at least 3 values for a fit, got " + std::to_string(n));
+  } else if (job.experiment == "potential") {
+    const toml::table* t = r.table(root, "", "potential");
+    const toml::table& c = t ? *t : kEmpty;
+    r.only(c, "potential", {"task", "curvature_every"});
+    task_name(c, "potential", job.potential.task);
+    r.get(c, "potential", "curvature_every", job.potential.curvature_every);
+    r.at_least("potential.curvature_every", job.potential.curvature_every, 1);
+  } else if (job.experiment == "critical_period") {
+    const toml::table* t = r.table(root, "", "critical_period");
+    const toml::table& c = t ? *t : kEmpty;
+    auto& cp = job.critical_period;
+    r.only(c, "critical_period", {"task", "sigma", "deficit_epochs", "clean_epochs", "seeds"});
+    task_name(c, "critical_period", cp.task);
+    r.get(c, "critical_period", "sigma", cp.sigma);
+    r.positive("critical_period.sigma", cp.sigma);
+    cp.deficit_epochs = counts(c, "critical_period", "deficit_epochs", 0);
+    if (std::find(cp.deficit_epochs.begin(), cp.deficit_epochs.end(), 0) == cp.deficit_epochs.end())
+      cp.deficit_epochs.insert(cp.deficit_epochs.begin(), 0);
+    if (cp.deficit_epochs.size() < 2)
+      r.fail("critical_period.deficit_epochs", "expected at least one deficit length K > 0 (epochs)");
+    r.get(c, "critical_period", "clean_epochs", cp.clean_epochs);
+    r.at_least("critical_period.clean_epochs", cp.clean_epochs, 1);
+    r.get(c, "critical_period", "seeds", cp.seeds);
+    r.at_least("critical_period.seeds", cp.seeds, 1);
+  }
+}
+
 void check_non_ascii(const std::string& text, const std::string& path) {
   const size_t n = text.size();
   size_t line = 1, line_start = 0;
@@ -416,8 +513,17 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   JobConfig job;
   job.path = path;
   job.text = text;
-  r.only(root, "", {"name", "seed", "ranks_per_task", "n_per_task", "n_test_per_task", "input_shape", "model", "train",
-                    "finetune", "complexity", "sources", "tasks"});
+  r.only(root, "", {"name", "experiment", "seed", "ranks_per_task", "n_per_task", "n_test_per_task", "input_shape",
+                    "model", "train", "finetune", "complexity", "sources", "tasks", "convergence", "potential",
+                    "critical_period"});
+  r.get(root, "", "experiment", job.experiment);
+  if (job.experiment != "reachability" && job.experiment != "convergence" && job.experiment != "potential" &&
+      job.experiment != "critical_period")
+    r.fail("experiment", "unknown experiment '" + job.experiment +
+                             "', expected one of: reachability, convergence, potential, critical_period");
+  for (const char* section : {"convergence", "potential", "critical_period"})
+    if (root.get(section) && job.experiment != section)
+      r.fail(section, std::string("a [") + section + "] table needs experiment = \"" + section + "\"");
   r.get(root, "", "name", job.name);
   r.get(root, "", "seed", job.seed);
   r.get(root, "", "ranks_per_task", job.ranks_per_task);
@@ -431,27 +537,8 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.shape3("input_shape", job.input_shape);
   }
 
-  if (const auto* m = r.table(root, "", "model")) {
-    auto& mc = job.model;
-    r.only(*m, "model", {"arch", "hidden", "channels", "width", "norm", "activation"});
-    r.get(*m, "model", "arch", mc.arch);
-    if (m->get("hidden")) mc.hidden = r.ints(*m, "model", "hidden");
-    if (m->get("channels")) mc.channels = r.ints(*m, "model", "channels");
-    r.get(*m, "model", "width", mc.width);
-    r.get(*m, "model", "norm", mc.norm);
-    r.get(*m, "model", "activation", mc.activation);
-    if (mc.arch != "mlp" && mc.arch != "linear" && mc.arch != "cnn" && mc.arch != "resnet18")
-      r.fail("model.arch", "unknown architecture '" + mc.arch + "', expected one of: linear, mlp, cnn, resnet18");
-    for (auto h : mc.hidden) r.at_least("model.hidden", h, 1);
-    for (auto c : mc.channels) r.at_least("model.channels", c, 1);
-    r.at_least("model.width", mc.width, 4);
-    if (mc.norm != "group" && mc.norm != "batch")
-      r.fail("model.norm", "expected \"group\" or \"batch\", got '" + mc.norm + "'");
-    if (!mc.activation.empty() && mc.activation != "tanh" && mc.activation != "relu")
-      r.fail("model.activation", "expected \"tanh\" or \"relu\", got '" + mc.activation + "'");
-    if (mc.arch == "linear") mc.hidden.clear();
-  }
-  if (job.model.activation.empty()) job.model.activation = job.model.arch == "resnet18" ? "relu" : "tanh";
+  if (const auto* m = r.table(root, "", "model")) parse_model(r, *m, "model", job.model);
+  finish_model(job.model);
   if (const auto* t = r.table(root, "", "train")) {
     auto& c = job.train;
     r.only(*t, "train", {"epochs", "batch_size", "lr", "momentum", "weight_decay", "dtype",
@@ -603,6 +690,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     }
     job.tasks.push_back(std::move(task));
   }
+  parse_experiments(r, root, job, task_names);
   return job;
 }
 

@@ -120,6 +120,20 @@ auto optional_vectors(Out& out) {
       {"/complexity/trace_stderr", &out.trace_stderr}};
 }
 
+// Every group the experiments' paths need, parents before children.
+std::set<std::string> extra_groups(const RunOutput& out) {
+  std::set<std::string> groups;
+  auto parents = [&](const std::string& path, bool self) {
+    for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1))
+      groups.insert(path.substr(0, at));
+    if (self) groups.insert(path);
+  };
+  for (const auto& kv : out.extra) parents(kv.first, false);
+  for (const auto& kv : out.extra_strings) parents(kv.first, false);
+  for (const auto& kv : out.extra_attrs) parents(kv.first, true);
+  return groups;
+}
+
 void validate(const Ctx& ctx, const RunOutput& out) {
   auto bad = [&](const std::string& what) { ctx.fail("invalid output: " + what); };
   const size_t n = out.task_names.size();
@@ -177,6 +191,21 @@ void validate(const Ctx& ctx, const RunOutput& out) {
   for (const auto& t : out.training)
     if (t.curve.size() % 3) bad("a training curve is not a list of (step, loss, accuracy) rows");
 
+  // Experiment groups live beside the reachability groups, never inside them.
+  auto experiment_path = [&](const std::string& path) {
+    static const char* kRoots[] = {"/convergence/", "/potential/", "/critical_period/"};
+    bool ok = false;
+    for (const char* r : kRoots) ok = ok || path.rfind(r, 0) == 0;
+    if (!ok || path.back() == '/' || path.find("//") != std::string::npos)
+      bad("experiment path '" + path + "' is not under /convergence, /potential or /critical_period");
+  };
+  for (const auto& kv : out.extra) experiment_path(kv.first);
+  for (const auto& kv : out.extra_strings) experiment_path(kv.first);
+  for (const auto& kv : out.extra_attrs) experiment_path(kv.first);
+  std::set<std::string> groups = extra_groups(out);
+  for (const auto& kv : out.extra)
+    if (groups.count(kv.first)) bad("'" + kv.first + "' is both a group and a dataset");
+
   std::map<std::string, int> attrs;
   for (const auto& kv : out.attrs_str) ++attrs[kv.first];
   for (const auto& kv : out.attrs_f64) ++attrs[kv.first];
@@ -233,6 +262,10 @@ double approx_file_bytes(const RunOutput& out) {
     objects += 5;
   }
   for (const auto& kv : out.attrs_str) bytes += static_cast<double>(kv.first.size() + kv.second.size());
+  for (const auto& kv : out.extra) bytes += static_cast<double>(kv.second.size()) * 8;
+  for (const auto& kv : out.extra_strings)
+    for (const auto& v : kv.second) bytes += static_cast<double>(v.size()) + 8;
+  objects += static_cast<double>(out.extra.size() + out.extra_strings.size() + 2 * out.extra_attrs.size());
   objects += static_cast<double>(out.attrs_str.size() + out.attrs_f64.size() + out.attrs_i64.size());
   return bytes + objects * 4096 + 65536;
 }
@@ -274,6 +307,7 @@ class Writer {
         for (const auto& kv : out_.analysis_i64) parents(kv.first);
         for (const auto& g : groups) create_group(g);  // sorted: parents before children
       }
+      for (const auto& g : extra_groups(out_)) create_group(g);
     });
 
     strings("/tasks/name", out_.task_names);
@@ -330,6 +364,13 @@ class Writer {
         scalar(g + "/seconds", s.seconds);
       }
     }
+
+    for (const auto& [name, v] : out_.extra) vector(name, v);
+    for (const auto& [name, v] : out_.extra_strings) strings(name, v);
+    phase(c_, ctx_, [&] {
+      for (const auto& [group, attrs] : out_.extra_attrs)
+        for (const auto& [name, value] : attrs) group_attribute(group, name, value);
+    });
 
     std::vector<std::string> job_name, job_status, job_record;
     std::vector<double> job_seconds;
@@ -416,6 +457,17 @@ class Writer {
       ctx_.ok(H5Awrite(a.get(), H5T_NATIVE_INT64, &value), "cannot write attribute '" + name + "'");
       ctx_.ok(a.close(), "cannot close attribute '" + name + "'");
     }
+  }
+
+  // A string attribute of a group (collective: every rank writes the same value).
+  void group_attribute(const std::string& group, const std::string& name, const std::string& value) {
+    h5::Dataspace scalar(ctx_.id(H5Screate(H5S_SCALAR), "cannot create a scalar dataspace"));
+    h5::Datatype t = string_type(ctx_, value.size());
+    h5::Attribute a(ctx_.id(H5Acreate_by_name(file_.get(), group.c_str(), name.c_str(), t.get(), scalar.get(),
+                                              H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            "cannot create attribute '" + name + "' of " + group));
+    ctx_.ok(H5Awrite(a.get(), t.get(), value.c_str()), "cannot write attribute '" + name + "' of " + group);
+    ctx_.ok(a.close(), "cannot close attribute '" + name + "' of " + group);
   }
 
   void create_group(const std::string& name) {
@@ -854,6 +906,33 @@ RunOutput read_output(const std::string& path) {
         out.analysis[name] = read_scalar<double>(f, ctx, path);
     }
   }
+  for (const char* root : {"/convergence", "/potential", "/critical_period"}) {
+    if (!exists(f, root)) continue;
+    // Every dataset (1-D float or string) and group attribute below the experiment's group.
+    std::vector<std::pair<std::string, bool>> objects{{"", false}};  // (path below root, is a dataset)
+    auto visit = [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+      if (std::string(name) != ".")
+        static_cast<std::vector<std::pair<std::string, bool>>*>(data)->emplace_back(std::string("/") + name,
+                                                                                  info->type == H5O_TYPE_DATASET);
+      return 0;
+    };
+    h5::Group g(ctx.id(H5Gopen2(f, root, H5P_DEFAULT), std::string("cannot open ") + root));
+    ctx.ok(H5Ovisit(g.get(), H5_INDEX_NAME, H5_ITER_NATIVE, visit, &objects), std::string("cannot list ") + root);
+    for (const auto& [rel, is_dataset] : objects) {
+      const std::string path = root + rel;
+      if (is_dataset) {
+        h5::Dataset d(ctx.id(H5Dopen2(f, path.c_str(), H5P_DEFAULT), "cannot open " + path));
+        h5::Datatype t(ctx.id(H5Dget_type(d.get()), "cannot read the type of " + path));
+        if (H5Tget_class(t.get()) == H5T_STRING) out.extra_strings[path] = read_strings(f, ctx, path);
+        else out.extra[path] = read_array<double>(f, ctx, path).data;
+      } else {
+        h5::Group sub(ctx.id(H5Gopen2(f, path.c_str(), H5P_DEFAULT), "cannot open " + path));
+        RunOutput attrs;
+        read_attributes(sub.get(), ctx, attrs);
+        if (!attrs.attrs_str.empty()) out.extra_attrs[path] = attrs.attrs_str;
+      }
+    }
+  }
   if (n > 0 && exists(f, "/training")) {
     for (const auto& name : out.task_names) {
       const std::string g = "/training/" + name;
@@ -926,62 +1005,67 @@ std::string format_info(const RunOutput& out) {
     if (found) os << "  " << pad(key, 16) << text << "\n";
   }
 
-  os << "\ntasks (" << n << ")\n";
-  os << "  " << pad("#", 4) << pad("task", name_width + 2) << pad("n", 10, true) << pad("classes", 9, true)
-     << "   C ± stderr (nats)\n";
-  for (size_t i = 0; i < n; ++i) {
-    os << "  " << pad(std::to_string(i), 4) << pad(names[i], name_width + 2)
-       << pad(std::to_string(at(out.num_samples, i)), 10, true)
-       << pad(std::to_string(at(out.num_classes, i)), 9, true) << "   "
-       << num(at(out.C, i), 6) << " ± " << num(at(out.logdet_stderr, i), 2) << "\n";
-  }
-
-  // Cells first, then each column as wide as its widest entry.
-  std::vector<std::vector<std::string>> cells(n, std::vector<std::string>(n));
-  std::vector<size_t> width(n);
-  for (size_t j = 0; j < n; ++j) width[j] = columns(names[j]);
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < n; ++j) {
-      bool ok = false, have_err = false;
-      const double r = cell(out.R, i, j, &ok);
-      const double e = cell(out.stderr_total, i, j, &have_err);
-      cells[i][j] = !ok ? "-" : have_err ? num(r, 4) + " ± " + num(e, 2) : num(r, 4);
-      width[j] = std::max(width[j], columns(cells[i][j]));
+  if (n == 0) {  // an experiment without a task matrix: its fits follow
+    bool found = false;
+    os << "\nexperiment " << attribute_text(out, "experiment", &found) << "\n";
+  } else {
+    os << "\ntasks (" << n << ")\n";
+    os << "  " << pad("#", 4) << pad("task", name_width + 2) << pad("n", 10, true) << pad("classes", 9, true)
+       << "   C ± stderr (nats)\n";
+    for (size_t i = 0; i < n; ++i) {
+      os << "  " << pad(std::to_string(i), 4) << pad(names[i], name_width + 2)
+         << pad(std::to_string(at(out.num_samples, i)), 10, true)
+         << pad(std::to_string(at(out.num_classes, i)), 9, true) << "   "
+         << num(at(out.C, i), 6) << " ± " << num(at(out.logdet_stderr, i), 2) << "\n";
     }
-  }
-  const std::string corner = "target \\ source";
-  const size_t row_width = std::max(name_width, columns(corner));
-  os << "\nR(i|j): row i = target, column j = source, nats\n";
-  os << "  " << pad(corner, row_width);
-  for (size_t j = 0; j < n; ++j) os << "  " << pad(names[j], width[j], true);
-  os << "\n";
-  for (size_t i = 0; i < n; ++i) {
-    os << "  " << pad(names[i], row_width);
-    for (size_t j = 0; j < n; ++j) os << "  " << pad(cells[i][j], width[j], true);
-    os << "\n";
-  }
 
-  if (out.finetune_threshold.size() == n && out.finetune_steps.data.size() == n * n && n > 0) {
-    os << "\nT(i|j): SGD steps fine-tuning from source j until task i's loss <= theta_i "
-          "(diagonal: from scratch; - : not reached)\n";
+    // Cells first, then each column as wide as its widest entry.
+    std::vector<std::vector<std::string>> cells(n, std::vector<std::string>(n));
+    std::vector<size_t> width(n);
+    for (size_t j = 0; j < n; ++j) width[j] = columns(names[j]);
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < n; ++j) {
+        bool ok = false, have_err = false;
+        const double r = cell(out.R, i, j, &ok);
+        const double e = cell(out.stderr_total, i, j, &have_err);
+        cells[i][j] = !ok ? "-" : have_err ? num(r, 4) + " ± " + num(e, 2) : num(r, 4);
+        width[j] = std::max(width[j], columns(cells[i][j]));
+      }
+    }
+    const std::string corner = "target \\ source";
+    const size_t row_width = std::max(name_width, columns(corner));
+    os << "\nR(i|j): row i = target, column j = source, nats\n";
     os << "  " << pad(corner, row_width);
-    std::vector<size_t> tw(n);
-    for (size_t j = 0; j < n; ++j) {
-      tw[j] = std::max<size_t>(columns(names[j]), 8);
-      os << "  " << pad(names[j], tw[j], true);
-    }
-    os << "  " << pad("theta_i", 8, true) << "\n";
+    for (size_t j = 0; j < n; ++j) os << "  " << pad(names[j], width[j], true);
+    os << "\n";
     for (size_t i = 0; i < n; ++i) {
       os << "  " << pad(names[i], row_width);
-      for (size_t j = 0; j < n; ++j) {
-        const int64_t t = out.finetune_steps(int64_t(i), int64_t(j));
-        os << "  " << pad(t < 0 ? std::string("-") : std::to_string(t), tw[j], true);
-      }
-      std::ostringstream th;
-      th << std::setprecision(3) << out.finetune_threshold[i];
-      os << "  " << pad(th.str(), 8, true) << "\n";
+      for (size_t j = 0; j < n; ++j) os << "  " << pad(cells[i][j], width[j], true);
+      os << "\n";
     }
-  }
+
+    if (out.finetune_threshold.size() == n && out.finetune_steps.data.size() == n * n && n > 0) {
+      os << "\nT(i|j): SGD steps fine-tuning from source j until task i's loss <= theta_i "
+            "(diagonal: from scratch; - : not reached)\n";
+      os << "  " << pad(corner, row_width);
+      std::vector<size_t> tw(n);
+      for (size_t j = 0; j < n; ++j) {
+        tw[j] = std::max<size_t>(columns(names[j]), 8);
+        os << "  " << pad(names[j], tw[j], true);
+      }
+      os << "  " << pad("theta_i", 8, true) << "\n";
+      for (size_t i = 0; i < n; ++i) {
+        os << "  " << pad(names[i], row_width);
+        for (size_t j = 0; j < n; ++j) {
+          const int64_t t = out.finetune_steps(int64_t(i), int64_t(j));
+          os << "  " << pad(t < 0 ? std::string("-") : std::to_string(t), tw[j], true);
+        }
+        std::ostringstream th;
+        th << std::setprecision(3) << out.finetune_threshold[i];
+        os << "  " << pad(th.str(), 8, true) << "\n";
+      }
+    }
+  }  // n > 0
 
   if (out.analysis.count("spearman_R_T")) {
     auto v = [&](const std::string& k) {
@@ -998,6 +1082,26 @@ std::string format_info(const RunOutput& out) {
        << ", loss of i at w*_j " << v("baselines/loss_at_source/spearman_T") << ", C(D_i) "
        << v("baselines/target_complexity/spearman_T") << "\n"
        << "  partial Spearman(R, T | scratch cost) " << v("partial_spearman_R_T_given_scratch") << "\n";
+  }
+
+  // The experiments' fits: every group with a formula, its parameters ± errors and R².
+  bool fits_header = false;
+  for (const auto& [group, attrs] : out.extra_attrs) {
+    auto model = attrs.find("model");
+    auto p = out.extra.find(group + "/params"), e = out.extra.find(group + "/stderr"), r2 = out.extra.find(group + "/r2");
+    if (model == attrs.end() || p == out.extra.end()) continue;
+    if (!fits_header) os << "\nfits (least squares)\n";
+    fits_header = true;
+    std::vector<std::string> pn;
+    if (auto it = attrs.find("param_names"); it != attrs.end()) {
+      std::istringstream in(it->second);
+      for (std::string x; std::getline(in, x, ',');) pn.push_back(x);
+    }
+    os << "  " << group << ": " << model->second << "\n    ";
+    for (size_t k = 0; k < p->second.size(); ++k)
+      os << (k < pn.size() ? pn[k] : "p" + std::to_string(k)) << " = " << num(p->second[k], 4) << " ± "
+         << num(e != out.extra.end() && k < e->second.size() ? e->second[k] : NAN, 2) << "   ";
+    os << "R^2 = " << num(r2 != out.extra.end() && !r2->second.empty() ? r2->second[0] : NAN, 3) << "\n";
   }
 
   std::map<std::string, size_t> statuses;

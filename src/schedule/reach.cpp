@@ -14,6 +14,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "measure.hpp"
 #include "scheduler.hpp"
 #include "taskreach/curvature.hpp"
 #include "taskreach/schedule.hpp"
@@ -23,134 +24,10 @@
 namespace taskreach {
 namespace {
 
-// C_β(D) = L_D(w*) + β/2·[‖w*‖²/λ² + log det(I + cG)]   (paper eq. 3, DESIGN §1)
-double complexity(double loss, double weight_norm2, double logdet, const ComplexityConfig& c) {
-  return loss + 0.5 * c.beta * (weight_norm2 / c.lambda2 + logdet);
-}
-
-// One (job, seed) measurement, flattened for exchange between groups.
-struct Measurement {
-  std::string status = "ok";
-  double seconds = 0, loss = 0, weight_norm2 = 0, logdet = 0, logdet_stderr = 0, grad_norm = 0, C = 0;
-  double weight_decay = 0, quadrature_change = 0, curvature_seconds = 0, test_accuracy = -1.0;
-  double logdet_alt = 0, logdet_alt_stderr = 0, trace = 0, trace_stderr = 0;
-  int64_t sgd_steps = 0, polish_iters = 0, products = 0, eps_requested = 0, eps_converged = 0;
-  int64_t convergence_step = -1;
-  std::vector<double> probes, eigenvalues, residuals, curve, esd_nodes, esd_weights;
-
-  static constexpr const char* kStatus[] = {"ok", "diverged", "not_converged", "eps_not_converged"};
-
-  // Every field once, in one order, for pack() and unpack() alike.
-  template <typename Self, typename F64, typename I64, typename Vec>
-  static void fields(Self& m, F64 f64, I64 i64, Vec vec) {
-    for (auto* f : {&m.seconds, &m.loss, &m.weight_norm2, &m.logdet, &m.logdet_stderr, &m.grad_norm, &m.C,
-                    &m.weight_decay, &m.quadrature_change, &m.curvature_seconds, &m.test_accuracy,
-                    &m.logdet_alt, &m.logdet_alt_stderr, &m.trace, &m.trace_stderr})
-      f64(*f);
-    for (auto* f : {&m.sgd_steps, &m.polish_iters, &m.products, &m.eps_requested, &m.eps_converged,
-                    &m.convergence_step})
-      i64(*f);
-    for (auto* f : {&m.probes, &m.eigenvalues, &m.residuals, &m.curve, &m.esd_nodes, &m.esd_weights}) vec(*f);
-  }
-
-  std::vector<double> pack() const {
-    std::vector<double> v;
-    for (int s = 0; s < 4; ++s)
-      if (status == kStatus[s]) v.push_back(s);
-    fields(
-        *this, [&](double x) { v.push_back(x); }, [&](int64_t x) { v.push_back(double(x)); },
-        [&](const std::vector<double>& x) {
-          v.push_back(double(x.size()));
-          v.insert(v.end(), x.begin(), x.end());
-        });
-    return v;
-  }
-  static Measurement unpack(const std::vector<double>& v) {
-    Measurement m;
-    size_t k = 0;
-    m.status = kStatus[static_cast<int>(v[k++])];
-    fields(
-        m, [&](double& x) { x = v[k++]; }, [&](int64_t& x) { x = static_cast<int64_t>(v[k++]); },
-        [&](std::vector<double>& x) {
-          const auto n = static_cast<size_t>(v[k++]);
-          x.assign(v.begin() + long(k), v.begin() + long(k + n));
-          k += n;
-        });
-    return m;
-  }
-};
-
-// The seed of repetition s: the same initialisation for every job, so differences pair up.
-uint64_t train_seed(const JobConfig& job, int64_t s) { return job.seed * 1000003ULL + static_cast<uint64_t>(s); }
-
-Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& shape, const PlannedJob& pj, int64_t s,
-                    const std::string& checkpoint) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const Task& task = pj.task;
-  Measurement m;
-  JobConfig job = job_in;
-  // Fault injection for tests: the jobs whose name contains this task name train at an absurd
-  // rate and diverge; the run must record them and complete the rest.
-  if (const char* f = std::getenv("TASKREACH_FORCE_DIVERGE"); f && pj.name.find(f) != std::string::npos) {
-    job.train.lr = 1e6;
-    job.train.momentum = 0.0;
-  }
-  TrainOutcome tr = train_map(group, shape, task, job, train_seed(job, s), checkpoint);
-  m.convergence_step = tr.convergence_step;
-  m.test_accuracy = tr.test_accuracy;
-  for (const auto& c : tr.curve) m.curve.insert(m.curve.end(), c.begin(), c.end());
-  m.status = tr.status;
-  m.loss = tr.loss;
-  m.weight_norm2 = tr.weight_norm2;
-  m.grad_norm = tr.grad_norm;
-  m.weight_decay = tr.weight_decay;
-  m.sgd_steps = tr.sgd_steps;
-  m.polish_iters = tr.polish_iters;
-  if (tr.status != "diverged") {
-    int rank = 0, size = 1;
-    MPI_Comm_rank(group, &rank);
-    MPI_Comm_size(group, &size);
-    // The curvature is evaluated at the saved w*: what a later run (or a user) reads back.
-    if (!checkpoint.empty()) {
-      MPI_Barrier(group);
-      tr.weights = load_checkpoint(shape, checkpoint, &tr.buffers);
-    }
-    TorchCurvature op(shape, tr.weights, task, rank, size, job.complexity.curvature, job.complexity.batch_size,
-                      tr.buffers, job.complexity.samples, job.seed);
-    SpectrumOptions so;
-    so.top_k = job.complexity.top_k;
-    so.probes = job.complexity.probes;
-    so.lanczos_steps = job.complexity.lanczos_steps;
-    so.c = job.logdet_c();
-    // The other convention from the same Lanczos runs: laplace c = λ²/β, paper 2λ²/β.
-    so.c_alt = job.complexity.logdet_scale == "paper" ? so.c / 2.0 : so.c * 2.0;
-    so.seed = job.seed;  // the same probes for every model of the job
-    so.eps_tol = job.complexity.eps_tol;
-    SpectrumResult sp = estimate_spectrum(group, op, so);
-    m.logdet = sp.logdet;
-    m.logdet_stderr = sp.logdet_stderr;
-    m.quadrature_change = sp.quadrature_change;
-    m.probes = sp.probe_values;
-    m.eigenvalues = sp.eigenvalues;
-    m.residuals = sp.residuals;
-    m.products = sp.products;
-    m.curvature_seconds = sp.seconds;
-    m.logdet_alt = sp.logdet_alt;
-    m.logdet_alt_stderr = sp.logdet_alt_stderr;
-    m.trace = sp.trace;
-    m.trace_stderr = sp.trace_stderr;
-    m.esd_nodes = sp.esd_nodes;
-    m.esd_weights = sp.esd_weights;
-    m.eps_requested = sp.requested;
-    m.eps_converged = sp.converged;
-    if (sp.converged < sp.requested && m.status == "ok") m.status = "eps_not_converged";
-    m.C = complexity(m.loss, m.weight_norm2, m.logdet, job.complexity);
-  } else {
-    m.C = m.loss = m.logdet = std::nan("");
-  }
-  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return m;
-}
+using detail::complexity;
+using detail::Measurement;
+using detail::measure;
+using detail::train_seed;
 
 double mean_of(const std::vector<double>& v) {
   return v.empty() ? std::nan("") : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
@@ -300,12 +177,11 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
   if (rank == 0 && !workdir.empty()) std::filesystem::create_directories(workdir + "/ckpt");
   detail::Scheduler sched(world, job.ranks_per_task, workdir.empty() ? "" : workdir + "/jobs", options.resume,
                           rank == 0 ? options.progress : nullptr);
-  const int g = sched.ranks_per_group();
   const ModelShape shape = model_shape(job, tasks);
   // Every durable result is keyed by everything it depends on: the program version, the job
   // file verbatim, and the item itself. An edited job file never reuses a stale result.
   auto key = [&](std::vector<std::string> parts) {
-    parts.insert(parts.begin(), {TASKREACH_VERSION, job.text});
+    parts.insert(parts.begin(), {TASKREACH_VERSION, detail::kResultFormat, job.text});
     return detail::hash_parts(parts);
   };
 
@@ -536,6 +412,19 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
 
   if (do_finetune) analyse(out, loss_at_source);
 
+  detail::job_attributes(out, job, world_size);
+  detail::schedule_attributes(out, sched);
+  out.attrs_i64["seeds"] = S;
+  out.attrs_i64["parameters"] = plan.d;
+  out.attrs_i64["k_tot"] = tasks.k_tot;
+  return out;
+}
+
+namespace detail {
+
+void job_attributes(RunOutput& out, const JobConfig& job, int world_size) {
+  const auto& cc = job.complexity;
+  out.attrs_str["experiment"] = job.experiment;
   out.attrs_str["config"] = job.text;
   out.attrs_str["created"] = now_iso();
   out.attrs_str["logdet_scale"] = cc.logdet_scale;
@@ -546,30 +435,28 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
                                       : "explicit: C is not evaluated at the MAP point of its own prior";
   out.attrs_str["torch"] = torch_version();
   out.attrs_str["blas"] = blas_info();
-  {
-    char v[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    MPI_Get_library_version(v, &len);
-    std::string s(v, size_t(len));
-    out.attrs_str["mpi"] = s.substr(0, s.find_first_of("\n,"));
-  }
+  char v[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(v, &len);
+  const std::string mpi(v, size_t(len));
+  out.attrs_str["mpi"] = mpi.substr(0, mpi.find_first_of("\n,"));
   out.attrs_f64["beta"] = cc.beta;
   out.attrs_f64["lambda2"] = cc.lambda2;
   out.attrs_f64["logdet_c"] = job.logdet_c();
   out.attrs_i64["mpi_ranks"] = world_size;
-  out.attrs_i64["ranks_per_task"] = g;
-  out.attrs_i64["task_groups"] = sched.count();
-  out.attrs_f64["schedule_seconds"] = sched.seconds();
-  out.attrs_i64["jobs_computed"] = sched.computed();
-  out.attrs_i64["jobs_reused"] = sched.reused();
-  out.attrs_str["schedule"] = sched.dynamic() ? "dynamic" : "static";
-  out.attrs_i64["seeds"] = S;
-  out.attrs_i64["parameters"] = plan.d;
-  out.attrs_i64["k_tot"] = tasks.k_tot;
   out.attrs_i64["top_k"] = cc.top_k;
   out.attrs_i64["probes"] = cc.probes;
   out.attrs_i64["lanczos_steps"] = cc.lanczos_steps;
-  return out;
 }
 
+void schedule_attributes(RunOutput& out, const Scheduler& sched) {
+  out.attrs_i64["ranks_per_task"] = sched.ranks_per_group();
+  out.attrs_i64["task_groups"] = sched.count();
+  out.attrs_f64["schedule_seconds"] = out.attrs_f64["schedule_seconds"] + sched.seconds();
+  out.attrs_i64["jobs_computed"] = out.attrs_i64["jobs_computed"] + sched.computed();
+  out.attrs_i64["jobs_reused"] = out.attrs_i64["jobs_reused"] + sched.reused();
+  out.attrs_str["schedule"] = sched.dynamic() ? "dynamic" : "static";
+}
+
+}  // namespace detail
 }  // namespace taskreach

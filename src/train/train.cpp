@@ -5,10 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <functional>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "model.hpp"
+#include "taskreach/files.hpp"
 
 namespace taskreach {
 namespace {
@@ -143,6 +147,7 @@ struct SgdSpec {
   double factor = 0.1;
   double stop_below = -1.0;  // stop at the first evaluation with mean loss ≤ this (fine-tuning)
   uint64_t order_seed = 0;
+  std::function<void(const CurvePoint&)> on_eval;  // after each evaluation
 };
 
 struct SgdResult {
@@ -163,18 +168,22 @@ double scheduled_lr(const SgdSpec& s, int64_t step) {
   return s.lr;
 }
 
-// SGD with momentum (a fresh optimiser: momentum starts at zero), evaluating the whole task
-// every eval_every steps and at the end. The global batch is the same for any group size.
+// SGD with momentum, evaluating the whole task every eval_every steps and at the end. The
+// global batch is the same for any group size. A fresh optimiser (momentum starts at zero)
+// unless `keep` holds one from an earlier stage, which is then continued.
 SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, torch::optim::SGD** keep = nullptr) {
   SgdResult r;
   auto params = net->parameters();
-  auto* sgd = new torch::optim::SGD(params, torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
+  auto* sgd = keep && *keep ? *keep
+                            : new torch::optim::SGD(params, torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
   std::unique_ptr<torch::optim::SGD> owner(sgd);
+  if (keep) *keep = nullptr;  // handed back at the end, never left dangling
   std::mt19937_64 order(s.order_seed);
   std::vector<int64_t> perm(static_cast<size_t>(d.n));
   net->train();
   auto eval_now = [&](int64_t step) {
     r.curve.push_back(evaluate(group, net, d, step));
+    if (s.on_eval) s.on_eval(r.curve.back());
     const double loss = r.curve.back()[1];
     if (!std::isfinite(loss)) r.diverged = true;
     if (s.stop_below >= 0 && loss <= s.stop_below && r.stopped_at < 0) r.stopped_at = step;
@@ -248,13 +257,22 @@ double weight_decay_for(const JobConfig& job, int64_t n) {
   return job.train.weight_decay_auto ? job.complexity.beta / (job.complexity.lambda2 * double(n)) : job.train.weight_decay;
 }
 
+// Serialises through `save(stream)` into memory, then writes the file durably: LibTorch's own
+// file writer aborts the process when the disk fills (its destructor throws while unwinding).
+template <class Save>
+void save_atomically(const std::string& path, Save save) {
+  std::ostringstream buf;
+  save(buf);
+  write_file_atomically(path, buf.str(), "write a checkpoint");
+}
+
 // The data order of every fine-tuning run of the job: the same for every source.
 uint64_t finetune_order_seed(const JobConfig& job) { return job.seed * 0x9E3779B97F4A7C15ULL + 17; }
 
 }  // namespace
 
 TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task, const JobConfig& job,
-                       uint64_t seed, const std::string& checkpoint) {
+                       uint64_t seed, const std::string& checkpoint, const TrainHooks& hooks) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& tc = job.train;
   const auto& cc = job.complexity;
@@ -278,8 +296,23 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
   spec.factor = tc.factor;
   spec.order_seed = seed * 0x9E3779B97F4A7C15ULL + 0x5851F42D4C957F2DULL;
   torch::optim::SGD* sgd_raw = nullptr;
+  if (hooks.deficit && hooks.deficit_steps > 0) {
+    // The deficit stage: the same protocol on the impaired inputs; its optimiser carries on.
+    Data dd(group, *hooks.deficit, shape, dtype);
+    SgdSpec ds = spec;
+    ds.steps = hooks.deficit_steps;
+    ds.eval_every = std::max<int64_t>(hooks.deficit_steps, 1);
+    ds.order_seed = spec.order_seed + 1;
+    if (run_sgd(group, net, dd, ds, &sgd_raw).diverged) out.status = "diverged";
+  }
+  if (hooks.on_eval)
+    spec.on_eval = [&](const CurvePoint& c) {
+      hooks.on_eval(c, detail::flatten(net->parameters()), detail::flatten(detail::float_buffers(*net)));
+    };
   SgdResult sr = run_sgd(group, net, d, spec, &sgd_raw);
   std::unique_ptr<torch::optim::SGD> sgd(sgd_raw);
+  out.test_accuracy_sgd = test_accuracy(group, net, task, d.mask, dtype);
+  sr.diverged = sr.diverged || out.status == "diverged";
   out.sgd_steps = sr.steps;
   out.curve = sr.curve;
   if (tc.loss_threshold > 0)
@@ -324,8 +357,8 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
   else if (out.grad_norm > tc.grad_tol)
     out.status = "not_converged";
   if (!checkpoint.empty() && d.rank == 0) {
-    torch::save(net, checkpoint);
-    if (sgd) torch::save(*sgd, checkpoint + ".sgd");
+    save_atomically(checkpoint, [&](std::ostream& o) { torch::save(net, o); });
+    if (sgd) save_atomically(checkpoint + ".sgd", [&](std::ostream& o) { torch::save(*sgd, o); });
   }
   out.seconds = seconds_since(t0);
   return out;
