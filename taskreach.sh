@@ -91,10 +91,11 @@ run_tests() {
 run_asan_tests() {
   setup
   cmake --preset asan -DTASKREACH_DATA_DIR="$TASKREACH_DATA" >/dev/null
-  # Only the executables of the tests that the preset runs (each test is named after its
-  # executable, plus _np_N under mpiexec); the app and the e2e tests are not needed here.
+  # Only the executables of the tests that the preset runs, after any ctest selection given
+  # (each test is named after its executable, plus _np_N under mpiexec); the app and the e2e
+  # tests are not needed here.
   local targets
-  targets=$(ctest --preset asan -N | sed -n 's/^ *Test *#[0-9]*: *//p' | sed 's/_np_[0-9]*$//' | sort -u)
+  targets=$(ctest --preset asan -N "$@" | sed -n 's/^ *Test *#[0-9]*: *//p' | sed 's/_np_[0-9]*$//' | sort -u)
   # shellcheck disable=SC2086
   cmake --build --preset asan -j "$JOBS" --target $targets
   ctest --preset asan "$@"
