@@ -114,9 +114,11 @@ int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, con
   const bool reachability = job.experiment == "reachability";
   Plan plan;
   if (reachability) plan = make_plan(job, tasks);
-  if (rank == 0)
-    std::cout << (reachability ? describe_plan(job, tasks, plan, size) : describe_experiment(job, tasks, size))
-              << "device: " << device << " (rank 0)\n" << std::flush;
+  // On every rank: an experiment's task variants are built here, and a bad one must stop all
+  // ranks at the same point, before anything collective.
+  const std::string described =
+      reachability ? describe_plan(job, tasks, plan, size) : describe_experiment(job, tasks, size);
+  if (rank == 0) std::cout << described << "device: " << device << " (rank 0)\n" << std::flush;
   // Checkpoints of every w* live beside the output, in OUTPUT.work/.
   const std::string workdir = output + ".work";
   int made = 1;

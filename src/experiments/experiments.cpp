@@ -181,6 +181,14 @@ std::string random_variant_name(const std::string& base, int64_t m) { return bas
 ConvergencePlan plan_convergence(const JobConfig& job, const TaskSet& tasks) {
   const auto& cc = job.convergence;
   const TaskConfig& base = task_config(job, cc.task);
+  const int64_t n = task_named(tasks, cc.task).size();
+  auto check = [&](const char* field, int64_t m) {
+    if (m > n)
+      throw InputError(job.path + ": convergence." + field + ": " + std::to_string(m) + " random labels, but task '" +
+                       cc.task + "' has only " + std::to_string(n) + " samples");
+  };
+  for (int64_t m : cc.random_labels) check("random_labels", m);
+  if (!cc.batch_sizes.empty()) check("batch_random_labels", cc.batch_random_labels);
   ConvergencePlan p;
   std::vector<int64_t> counts = cc.random_labels;
   if (!cc.batch_sizes.empty()) counts.push_back(cc.batch_random_labels);
