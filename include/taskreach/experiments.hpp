@@ -1,14 +1,15 @@
 #pragma once
-// The learning-dynamics experiments beside the reachability run (paper §4.1, §4.3 and the
-// critical periods of its reference [1]): job kinds `convergence`, `potential` and
-// `critical_period`, scheduled over task groups like the rest, and the least-squares fits
-// they store. The fits are torch- and MPI-free.
+// What a job runs, one file each under src/experiments/: the N×N reachability (the plan of
+// unique sample sets × seeds, its phases and assembly) and the learning-dynamics experiments
+// (paper §4.1, §4.3 and the critical periods of its reference [1]) — `convergence`,
+// `potential` and `critical_period` — all scheduled over task groups with stored results.
 #include <mpi.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "taskreach/complexity.hpp"
 #include "taskreach/config.hpp"
 #include "taskreach/data.hpp"
 #include "taskreach/results.hpp"
@@ -16,33 +17,24 @@
 
 namespace taskreach {
 
-// An ordinary least-squares fit y ≈ X·p with the standard errors of p (from σ² = RSS/(n−p)
-// and (XᵀX)⁻¹) and R² = 1 − RSS/TSS. `model` is the formula, `names` name the parameters.
-struct Fit {
-  std::string model;
-  std::vector<std::string> names;
-  std::vector<double> params, stderr_;
-  double r2 = 0.0;
-  int64_t n = 0;  // points used
-  bool ok() const { return !params.empty(); }
+struct Plan {
+  int64_t n_tasks = 0;
+  int64_t d = 0;                        // parameters of every model of the job
+  std::vector<PlannedJob> jobs;         // singles first, in task order
+  std::vector<std::vector<int64_t>> job_of;  // [i][j]: job of D_i ∪ D_j; [i][i] = single i
+  int64_t seeds = 1;
+  int64_t work_items() const { return static_cast<int64_t>(jobs.size()) * seeds; }
 };
 
-// Rows of X (each of the same length p ≤ n) against y; points with a non-finite value are
-// dropped. Returns an empty fit (ok() false) when fewer than p + 1 points remain or XᵀX is
-// singular.
-Fit least_squares(const std::vector<std::vector<double>>& X, const std::vector<double>& y,
-                  const std::vector<std::string>& names, const std::string& model);
+Plan make_plan(const JobConfig& job, const TaskSet& tasks);
 
-// log τ = a + b·x over the points with τ > 0 (convergence time against a predictor).
-Fit fit_log_linear(const std::vector<double>& x, const std::vector<double>& tau, const std::string& xname);
+// Human-readable plan (for `validate`): tasks, sizes, jobs, groups, parameter count.
+std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size);
 
-// Kramers' law at fixed learning rate, D = k/B: τ = c·exp(ΔC·B/(n·k)), fitted as
-// log τ = log c + s·B; the extra entry `k` = ΔC/(n·s) (ΔC the mean summed complexity of the
-// runs, n their samples) carries its delta-method standard error.
-Fit fit_kramers(const std::vector<double>& batch, const std::vector<double>& tau, double delta_c, double n);
-
-// The effective potential along a run: ½v² = E − a·U − b·S (the sign of b left free).
-Fit fit_potential(const std::vector<double>& half_v2, const std::vector<double>& U, const std::vector<double>& S);
+// Runs every job over task groups split from `world` (each finished job written at once to
+// the result store in workdir) and assembles the result on every rank. Throws Interrupted.
+RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
+                           const RunOptions& options);
 
 // Runs the experiment of `job.experiment` (not "reachability") on `world` and returns its
 // output: the groups of the experiment in RunOutput::extra, any reachability it needs in

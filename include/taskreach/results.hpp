@@ -1,6 +1,7 @@
 #pragma once
-// What a run produces: one record per job and the assembled N×N matrices (all torch-,
-// PETSc- and HDF5-free, so every module can read them).
+// What a run produces: the result store (one durable record per finished job), one record
+// per job and the assembled N×N matrices. All torch-, PETSc- and HDF5-free, so every module
+// can read them.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -80,5 +81,44 @@ struct RunOutput {
   std::map<std::string, std::vector<std::string>> extra_strings;
   std::map<std::string, std::map<std::string, std::string>> extra_attrs;
 };
+
+// The per-job result store: one file per finished job, named by its key (a hash of everything
+// the job depends on). One format for every kind of stored result — measurements, fine-tune
+// outcomes, weight snapshots: magic, key, count, `count` doubles, FNV-1a of everything before
+// it. Written through a temporary, fsync'ed and renamed, so a record is whole or absent; a
+// present but damaged one (truncated, bit rot, another key) is reported, removed and
+// recomputed.
+class ResultStore {
+ public:
+  ResultStore() = default;  // no directory: nothing is stored or found
+  explicit ResultStore(std::string dir) : dir_(std::move(dir)) {}
+  bool enabled() const { return !dir_.empty(); }
+  const std::string& dir() const { return dir_; }
+  std::string path_of(uint64_t key) const;
+  bool contains(uint64_t key) const;
+  // Empty when missing or damaged (then reported on stderr and removed).
+  std::vector<double> read(uint64_t key) const;
+  void write(uint64_t key, const std::vector<double>& data) const;
+  // Creates the directory and removes temporaries of writers killed mid-write (rank 0, once).
+  void prepare() const;
+
+ private:
+  std::string dir_;
+};
+
+struct JobConfig;
+struct TaskSet;
+struct PlannedJob;
+struct Measurement;
+
+// The root attributes of every run's output: the job (verbatim), conventions, versions, ranks.
+void job_attributes(RunOutput& out, const JobConfig& job, int world_size);
+
+// Assembly of a reachability run's output (DESIGN §5): /tasks, /complexity, /unions, R and its
+// errors, /spectra, training records and the jobs' records, from the measurements
+// `by_job[j][s]` of planned job j at seed s (job_of[i][j]: the job of D_i ∪ D_j).
+void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& tasks,
+                           const std::vector<PlannedJob>& jobs, const std::vector<std::vector<int64_t>>& job_of,
+                           const std::vector<std::vector<const Measurement*>>& by_job);
 
 }  // namespace taskreach

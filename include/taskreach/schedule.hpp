@@ -1,40 +1,19 @@
 #pragma once
-// The reachability run: the plan of jobs (unique sample sets × seeds), task groups over the
-// world, and assembly of C_β, R and its errors into a RunOutput.
+// Work distribution (DESIGN §4): task groups over a communicator, a dynamic largest-first
+// hand-out of independent work items, their results kept in the result store (resume), a
+// clean stop on signals; and the simulator that replays measured costs on P ranks.
 #include <mpi.h>
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "taskreach/config.hpp"
-#include "taskreach/data.hpp"
 #include "taskreach/results.hpp"
 
 namespace taskreach {
-
-// A unique sample set to train and measure: a single task or a union. Equal sample sets
-// (same identity) are one job, so R(i|i) = 0 and R(subset|superset) = 0 hold exactly.
-struct PlannedJob {
-  std::string name;   // "single:A" or "union:A+B"
-  Task task;
-};
-
-struct Plan {
-  int64_t n_tasks = 0;
-  int64_t d = 0;                        // parameters of every model of the job
-  std::vector<PlannedJob> jobs;         // singles first, in task order
-  std::vector<std::vector<int64_t>> job_of;  // [i][j]: job of D_i ∪ D_j; [i][i] = single i
-  int64_t seeds = 1;
-  int64_t work_items() const { return static_cast<int64_t>(jobs.size()) * seeds; }
-};
-
-Plan make_plan(const JobConfig& job, const TaskSet& tasks);
-
-// Human-readable plan (for `validate`): tasks, sizes, jobs, groups, parameter count.
-std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size);
 
 // A run stopped by SIGTERM/SIGUSR1 at a safe point: what finished is kept in the work
 // directory, and the same command with --resume carries on from there.
@@ -62,10 +41,70 @@ struct RunOptions {
   std::ostream* progress = nullptr;  // rank 0's progress lines
 };
 
-// Runs every job over task groups split from `world` (each finished job written at once to
-// its own file in workdir) and assembles the result on every rank. Throws Interrupted.
-RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
-                           const RunOptions& options);
+// One kind of work (all its items are independent): costs order the hand-out, keys name the
+// stored results (a hash of everything the result depends on), labels the progress.
+struct Phase {
+  std::string name;
+  std::vector<double> cost;
+  std::vector<uint64_t> key;
+  std::vector<std::string> label;
+};
+
+// How items reach the task groups. `thread`: rank 0 serves requests from a helper thread
+// (needs MPI_THREAD_MULTIPLE); `one_sided`: each group's first rank takes the next item from a
+// shared counter on rank 0 (MPI_Fetch_and_op, passive target), no thread support needed;
+// `single`: one group walks the list alone.
+enum class HandOut { single, thread, one_sided };
+const char* to_string(HandOut h);
+
+class Scheduler {
+ public:
+  // The scheduler duplicates `comm` and owns the copy (and the task groups split from it).
+  // `results_dir` holds one stored result per finished item; with `resume`, valid ones are
+  // reused. `prefer`: the hand-out to use where several are possible (thread by default).
+  Scheduler(MPI_Comm comm, int64_t ranks_per_task, std::string results_dir, bool resume, std::ostream* progress,
+            HandOut prefer = HandOut::thread);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  MPI_Comm group() const { return group_; }
+  int ranks_per_group() const { return g_; }
+  int count() const { return count_; }
+  HandOut hand_out() const { return hand_out_; }
+
+  // Runs every item of the phase not already done (work(k) on this group; `reusable(k)` adds a
+  // condition for reuse beyond a valid stored result) and returns every item's result on every
+  // rank. Throws Interrupted when a stop was requested; finished items stay durable.
+  std::vector<std::vector<double>> run(const Phase& phase, const std::function<std::vector<double>(size_t)>& work,
+                                       const std::function<bool(size_t)>& reusable = nullptr);
+
+  int64_t computed() const { return computed_; }
+  int64_t reused() const { return reused_; }
+  double seconds() const { return seconds_; }  // wall time inside run(), all phases
+
+  // ranks_per_task, task_groups, schedule; schedule_seconds, jobs_computed and jobs_reused are
+  // added to what `out` holds, so several schedulers of one run sum up.
+  void add_attributes(RunOutput& out) const;
+
+  // Test-only fault injection: called on rank 0 with the number of items computed so far in
+  // this process's schedulers; a test build raises SIGTERM from it.
+  using AfterJobHook = void (*)(int64_t computed);
+  static void set_after_job_hook(AfterJobHook hook);
+
+ private:
+  void serve(const Phase& phase, const std::vector<size_t>& todo, int64_t total, int64_t already);
+  void after_job(int64_t computed_so_far) const;
+
+  MPI_Comm comm_ = MPI_COMM_NULL, group_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1, g_ = 1, count_ = 1, color_ = 0, group_rank_ = 0;
+  HandOut hand_out_ = HandOut::single;
+  bool resume_ = false;
+  ResultStore store_;
+  std::ostream* progress_;
+  int64_t computed_ = 0, reused_ = 0;
+  double start_, seconds_ = 0;
+};
 
 // Predicted run of `tasks` tasks (0: as measured) on `ranks` ranks in groups of
 // `ranks_per_task`, from the job costs measured in a result file: makespan (s), total work

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "taskreach/config.hpp"
+#include "taskreach/formulas.hpp"
 
 namespace taskreach {
 namespace {
@@ -486,9 +487,8 @@ std::string expand_env(const std::string& s, const std::string& where) {
 }
 
 double JobConfig::logdet_c() const {
-  // C_β: c = λ²/β keeps the ½ of E_q[L] ≈ L(w*) + ½tr(HΣ); the seed's eq. 3 prints 2λ²/β.
-  const double c = complexity.lambda2 / complexity.beta;
-  return complexity.logdet_scale == "paper" ? 2.0 * c : c;
+  return complexity.logdet_scale == "paper" ? formulas::logdet_c_paper(complexity.beta, complexity.lambda2)
+                                            : formulas::logdet_c_laplace(complexity.beta, complexity.lambda2);
 }
 
 JobConfig load_job(const std::string& path) {

@@ -6,6 +6,8 @@
 #include <cfloat>
 
 #include "taskreach/curvature.hpp"
+#include "taskreach/formulas.hpp"
+#include "taskreach/util.hpp"
 
 namespace taskreach {
 namespace {
@@ -74,12 +76,7 @@ KOKKOS_INLINE_FUNCTION bool ql_implicit(double* d, double* e, double* z, int n) 
   return true;
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
+using util::splitmix64;
 
 }  // namespace
 
@@ -137,7 +134,7 @@ std::vector<std::vector<double>> lanczos_quadrature(const std::vector<std::vecto
         // Eigenvalues below 0 (exact Hessian, or round-off) are clipped: log(1 + c·max(θ, 0)).
         for (int k = 0; k < cv.extent_int(0); ++k) {
           double s = 0.0;
-          for (int i = 0; i < n; ++i) s += zp[i] * kmath::log1p(cv(k) * kmath::fmax(dp[i], 0.0));
+          for (int i = 0; i < n; ++i) s += zp[i] * formulas::log1p_clipped(cv(k), dp[i]);
           q(k, p) = s;
         }
       });

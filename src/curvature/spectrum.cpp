@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "shell.hpp"
+#include "taskreach/formulas.hpp"
 
 namespace taskreach {
 namespace {
@@ -93,7 +94,7 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
     TASKREACH_PETSC(VecNorm(w, NORM_2, &r));
     res.eigenvalues.push_back(lambda);
     res.residuals.push_back(r);
-    res.logdet_top += std::log1p(opt.c * std::max(lambda, 0.0));
+    res.logdet_top += formulas::log1p_clipped(opt.c, lambda);
   }
 
   // --- SLQ on the complement of the converged eigenvectors.
@@ -148,7 +149,7 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
   res.quadrature_change = std::fabs(mean(res.probe_values) - mean(res.probe_values_half));
   if (opt.c_alt > 0) {
     double top_alt = 0;
-    for (double l : res.eigenvalues) top_alt += std::log1p(opt.c_alt * std::max(l, 0.0));
+    for (double l : res.eigenvalues) top_alt += formulas::log1p_clipped(opt.c_alt, l);
     res.probe_values_alt = q[1];
     for (size_t p = 0; p < znorm2.size(); ++p) res.probe_values_alt[p] *= znorm2[p];
     res.logdet_alt = top_alt + mean(res.probe_values_alt);

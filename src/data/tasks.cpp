@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "taskreach/data.hpp"
+#include "taskreach/util.hpp"
 #include "transforms.hpp"
 
 namespace taskreach {
@@ -32,14 +33,8 @@ bool SampleKey::operator==(const SampleKey& o) const {
 
 namespace {
 
-// splitmix64's output function: a cheap bijective mixer, stable across platforms.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-uint64_t chain(uint64_t h, uint64_t v) { return mix(h ^ v); }
+using util::chain;
+constexpr uint64_t mix(uint64_t x) { return util::splitmix64(x); }
 
 // Domain tags, so that the seeded draws of different purposes are independent.
 constexpr uint64_t kSplitTag = 0x73706c6974ull;         // "split"
@@ -67,10 +62,8 @@ struct InputStep {
 };
 
 uint64_t input_hash(const std::vector<InputStep>& steps) {
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, bytewise
-  auto eat = [&h](const void* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 0x100000001b3ull;
-  };
+  uint64_t h = util::kFnvOffset;
+  auto eat = [&h](const void* p, size_t n) { h = util::fnv1a(p, n, h); };
   for (const auto& s : steps) {
     eat(&s.kind, 1);
     if (s.kind == 'b' || s.kind == 'n') eat(&s.sigma, sizeof s.sigma);

@@ -3,6 +3,8 @@
 // on any backend.
 #include "transforms.hpp"
 
+#include "taskreach/util.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -31,13 +33,7 @@ namespace kmath = Kokkos;
 namespace kmath = Kokkos::Experimental;
 #endif
 
-// splitmix64's output function, callable in kernels.
-KOKKOS_INLINE_FUNCTION uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+KOKKOS_INLINE_FUNCTION uint64_t mix64(uint64_t x) { return util::splitmix64(x); }
 
 // Box–Muller on two 53-bit uniforms from the hashed counter; u1 in (0, 1] keeps log finite.
 KOKKOS_INLINE_FUNCTION double normal_at(uint64_t stream, uint64_t index, uint64_t pixel) {

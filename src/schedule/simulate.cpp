@@ -5,10 +5,10 @@
 #include <functional>
 #include <map>
 #include <queue>
-#include <random>
 #include <sstream>
 
 #include "taskreach/schedule.hpp"
+#include "taskreach/util.hpp"
 
 namespace taskreach {
 
@@ -28,13 +28,12 @@ SimulationResult simulate_schedule(const RunOutput& measured, int ranks, int ran
   if (cost["union"].empty()) cost["union"] = cost["single"];
   const int g = std::min(ranks_per_task, ranks);
   const int groups = std::max(1, ranks / g);
-  std::mt19937_64 rng(seed);
+  uint64_t counter = 0;  // counter-based draws: the same replay on any standard library
   auto draw = [&](const std::string& kind, int64_t count) {
     std::vector<double> v;
     const auto& pool = cost[kind];
     if (pool.empty()) return v;
-    std::uniform_int_distribution<size_t> pick(0, pool.size() - 1);
-    for (int64_t k = 0; k < count; ++k) v.push_back(pool[pick(rng)]);
+    for (int64_t k = 0; k < count; ++k) v.push_back(pool[util::below_at(seed, counter++, pool.size())]);
     return v;
   };
   // The run's phases: complexity (singles and unions × seeds), scratch runs, fine-tunes.

@@ -4,9 +4,9 @@
 // batch are built once here and reused by every product.
 #include <algorithm>
 #include <numeric>
-#include <random>
 
 #include "model.hpp"
+#include "taskreach/util.hpp"
 
 namespace taskreach {
 
@@ -77,8 +77,7 @@ std::vector<int64_t> curvature_subsample(int64_t n, int64_t count, uint64_t seed
   std::vector<int64_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
   if (count <= 0 || count >= n) return idx;
-  std::mt19937_64 rng(seed ^ 0xC0FFEE5EEDULL);
-  std::shuffle(idx.begin(), idx.end(), rng);
+  idx = util::permutation(seed ^ 0xC0FFEE5EEDULL, n);
   idx.resize(static_cast<size_t>(count));
   std::sort(idx.begin(), idx.end());
   return idx;

@@ -8,11 +8,12 @@
 #include <cstdio>
 #include <functional>
 #include <numeric>
-#include <random>
 #include <sstream>
 
 #include "model.hpp"
 #include "taskreach/files.hpp"
+#include "taskreach/formulas.hpp"
+#include "taskreach/util.hpp"
 
 namespace taskreach {
 namespace {
@@ -178,8 +179,8 @@ SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, tor
                             : new torch::optim::SGD(params, torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
   std::unique_ptr<torch::optim::SGD> owner(sgd);
   if (keep) *keep = nullptr;  // handed back at the end, never left dangling
-  std::mt19937_64 order(s.order_seed);
-  std::vector<int64_t> perm(static_cast<size_t>(d.n));
+  std::vector<int64_t> perm;
+  int64_t epoch = 0;
   net->train();
   auto eval_now = [&](int64_t step) {
     r.curve.push_back(evaluate(group, net, d, step));
@@ -193,8 +194,8 @@ SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, tor
   int64_t pos = d.n;  // position in the current permutation
   while (r.steps < s.steps) {
     if (pos >= d.n) {
-      std::iota(perm.begin(), perm.end(), 0);
-      std::shuffle(perm.begin(), perm.end(), order);
+      // Counter-based: epoch e's order is a function of (order_seed, e) alone (STYLE 13).
+      perm = util::permutation(util::chain(s.order_seed, uint64_t(epoch++)), d.n);
       pos = 0;
     }
     const int64_t b0 = pos, b1 = std::min(d.n, pos + s.batch);
@@ -254,7 +255,8 @@ torch::Dtype train_dtype(const JobConfig& job) { return job.train.dtype == "floa
 
 double weight_decay_for(const JobConfig& job, int64_t n) {
   // γ_D = β/(λ² n_D): SGD on the mean loss then has the MAP point of DESIGN §1 as its optimum.
-  return job.train.weight_decay_auto ? job.complexity.beta / (job.complexity.lambda2 * double(n)) : job.train.weight_decay;
+  return job.train.weight_decay_auto ? formulas::map_weight_decay(job.complexity.beta, job.complexity.lambda2, double(n))
+                                     : job.train.weight_decay;
 }
 
 // Serialises through `save(stream)` into memory, then writes the file durably: LibTorch's own
@@ -327,7 +329,7 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
   net->to(torch::kDouble);
   net->eval();
   d.to(torch::kDouble);
-  const double penalty = cc.beta / (2.0 * cc.lambda2);
+  const double penalty = formulas::prior_coefficient(cc.beta, cc.lambda2);
   auto params = net->parameters();
   if (!sr.diverged && tc.polish_iters > 0) {
     constexpr int64_t kInner = 25;

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <random>
 
-#include "taskreach/experiments.hpp"
+#include "taskreach/analysis.hpp"
 
 using namespace taskreach;
 

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "taskreach/statistics.hpp"
+#include "taskreach/analysis.hpp"
 
 using namespace taskreach;
 
@@ -32,13 +32,16 @@ TEST(Statistics, KendallTauB) {
 TEST(Statistics, PartialCorrelationRemovesACommonCause) {
   // x and y both follow z exactly: given z nothing is left, and the formula's denominator is 0.
   EXPECT_TRUE(std::isnan(partial_spearman({1, 2, 3, 4}, {1, 2, 3, 4}, {1, 2, 3, 4})));
-  // r_xy = 0.8, r_xz = 0.8, r_yz = 0.4 (by ranks): (0.8 − 0.32)/√(0.36·0.84).
-  const std::vector<double> x{1, 2, 3, 4}, y{1, 3, 2, 4}, z{2, 1, 3, 4};
-  const double want = (spearman(x, y) - spearman(x, z) * spearman(y, z)) /
-                      std::sqrt((1 - std::pow(spearman(x, z), 2)) * (1 - std::pow(spearman(y, z), 2)));
-  EXPECT_NEAR(partial_spearman(x, y, z), want, 1e-15);
-  EXPECT_NEAR(spearman(x, z), 0.8, 1e-15);
-  EXPECT_NEAR(spearman(y, z), 0.4, 1e-15);
+  // Ten points with ties in x and z. The expectations were computed independently with SciPy
+  // 1.10 by another method — the Pearson correlation of the residuals of rankdata(x) and
+  // rankdata(y) regressed on rankdata(z) (numpy lstsq) — and spearmanr for the pairwise terms.
+  const std::vector<double> x{3.1, 1.2, 5.5, 4.0, 2.2, 6.8, 7.1, 0.5, 5.5, 3.9};
+  const std::vector<double> y{2.0, 1.0, 4.5, 5.0, 1.5, 6.0, 8.0, 0.7, 3.0, 4.1};
+  const std::vector<double> z{1, 2, 3, 3, 1, 5, 6, 0, 4, 2};
+  EXPECT_NEAR(spearman(x, y), 0.9300954818304988, 1e-12);
+  EXPECT_NEAR(spearman(x, z), 0.9356004292452277, 1e-12);
+  EXPECT_NEAR(spearman(y, z), 0.8624216160156492, 1e-12);
+  EXPECT_NEAR(partial_spearman(x, y, z), 0.689437123913619, 1e-12);
 }
 
 #include "taskreach/schedule.hpp"

@@ -1,7 +1,7 @@
 #pragma once
-// Internal to the schedule module (and the experiments built on it): one (job, seed)
-// measurement — train, polish, curvature, C_β — and its flat form for exchange and durable
-// results.
+// One measurement of a sample set at one seed: train → polish → curvature → C_β (DESIGN §1),
+// and its flat form for exchange between task groups and for the result store. The formulas
+// themselves are in formulas.hpp.
 #include <mpi.h>
 
 #include <cstdint>
@@ -10,15 +10,22 @@
 
 #include "taskreach/config.hpp"
 #include "taskreach/curvature.hpp"
-#include "taskreach/results.hpp"
-#include "taskreach/schedule.hpp"
+#include "taskreach/data.hpp"
+#include "taskreach/formulas.hpp"
 #include "taskreach/train.hpp"
 
-namespace taskreach::detail {
+namespace taskreach {
 
-// C_β(D) = L_D(w*) + β/2·[‖w*‖²/λ² + log det(I + cG)]   (paper eq. 3, DESIGN §1)
+// A unique sample set to train and measure: a single task or a union. Equal sample sets
+// (same identity) are one job, so R(i|i) = 0 and R(subset|superset) = 0 hold exactly.
+struct PlannedJob {
+  std::string name;   // "single:A" or "union:A+B"
+  Task task;
+};
+
+// C_β of the job's settings, eq. 3.
 inline double complexity(double loss, double weight_norm2, double logdet, const ComplexityConfig& c) {
-  return loss + 0.5 * c.beta * (weight_norm2 / c.lambda2 + logdet);
+  return formulas::complexity(loss, weight_norm2, logdet, c.beta, c.lambda2);
 }
 
 // One (job, seed) measurement, flattened for exchange between groups.
@@ -75,7 +82,7 @@ struct Measurement {
 
 // The layout of a packed Measurement, part of every durable result's key: a result written by
 // a build with another layout is never unpacked, it is recomputed.
-constexpr const char* kResultFormat = "measurement-v2";
+constexpr const char* kResultFormat = "measurement-v3";
 
 // The seed of repetition s: the same initialisation for every job, so differences pair up.
 uint64_t train_seed(const JobConfig& job, int64_t s);
@@ -94,12 +101,9 @@ SpectrumOptions spectrum_options(const JobConfig& job);
 Measurement measure(MPI_Comm group, const JobConfig& job, const ModelShape& shape, const PlannedJob& pj, int64_t s,
                     const std::string& checkpoint, const TrainHooks& hooks = {});
 
-class Scheduler;
+// Test-only fault injection: when set (by a test build's hook), the jobs for which it returns
+// true train at an absurd rate and diverge. Never set in the production binary.
+using DivergeHook = bool (*)(const std::string& job_name);
+void set_diverge_hook(DivergeHook hook);
 
-// The root attributes of every run's output: the job (verbatim), conventions, versions, ranks.
-void job_attributes(RunOutput& out, const JobConfig& job, int world_size);
-// ranks_per_task, task_groups, schedule; schedule_seconds, jobs_computed and jobs_reused are
-// added to what `out` holds, so several schedulers of one run sum up.
-void schedule_attributes(RunOutput& out, const Scheduler& sched);
-
-}  // namespace taskreach::detail
+}  // namespace taskreach

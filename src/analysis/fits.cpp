@@ -3,7 +3,8 @@
 #include <cmath>
 #include <limits>
 
-#include "taskreach/experiments.hpp"
+#include "taskreach/analysis.hpp"
+#include "taskreach/formulas.hpp"
 
 namespace taskreach {
 namespace {
@@ -97,7 +98,7 @@ Fit fit_kramers(const std::vector<double>& batch, const std::vector<double>& tau
   f.model = "tau = c * exp(dC * B / (n * k)), fitted as log tau = log_c + s * B; k = dC / (n * s)";
   f.names = {"log_c", "s"};
   if (!f.ok()) return f;
-  const double s = f.params[1], k = delta_c / (n * s);
+  const double s = f.params[1], k = formulas::kramers_k(delta_c, n, s);
   f.names.push_back("k");
   f.params.push_back(k);
   f.stderr_.push_back(std::fabs(k) * f.stderr_[1] / std::fabs(s));

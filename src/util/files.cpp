@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "taskreach/files.hpp"
+#include "taskreach/util.hpp"
 
 namespace taskreach {
 
@@ -46,3 +47,13 @@ void write_file_atomically(const std::string& path, const std::string& bytes, co
 }
 
 }  // namespace taskreach
+
+namespace taskreach::util {
+
+std::string hex16(uint64_t key) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(key));
+  return b;
+}
+
+}  // namespace taskreach::util

@@ -1,4 +1,4 @@
-#include "taskreach/statistics.hpp"
+#include "taskreach/analysis.hpp"
 
 #include <algorithm>
 #include <cmath>
