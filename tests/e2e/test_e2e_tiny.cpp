@@ -54,8 +54,17 @@ TEST(E2ETiny, ReachabilityInvariantsHoldExactly) {
       for (int64_t j = 0; j < 3; ++j) {
         EXPECT_TRUE(std::isfinite(r.R(i, j)));
         EXPECT_DOUBLE_EQ(r.unions_C(i, j), r.unions_C(j, i));
-        EXPECT_NEAR(r.R(i, j), r.unions_C(i, j) - r.C[size_t(j)], 1e-9 * std::fabs(r.unions_C(i, j)));
+        // R by an independent subtraction of the C values read back from the file.
+        EXPECT_NEAR(r.R(i, j), r.unions_C(i, j) - r.unions_C(j, j), 1e-9 * std::fabs(r.unions_C(i, j)));
       }
+    // C_β from its stored terms and the file's own β and λ², written out here rather than
+    // through the code's formula: L + β/2·(‖w‖²/λ² + log det).
+    const double beta = r.attrs_f64.at("beta"), lambda2 = r.attrs_f64.at("lambda2");
+    for (size_t i = 0; i < 3; ++i) {
+      const double c = r.loss[i] + beta / 2.0 * (r.weight_norm2[i] / lambda2 + r.logdet[i]);
+      EXPECT_NEAR(r.C[i], c, 1e-9 * std::fabs(c)) << r.task_names[i];
+      EXPECT_EQ(r.unions_C(int64_t(i), int64_t(i)), r.C[i]);
+    }
     for (const auto& job : r.jobs)  // every model reached the MAP point (fine-tunes may not reach θ)
       if (job.name.rfind("single:", 0) == 0 || job.name.rfind("union:", 0) == 0) {
         EXPECT_EQ(job.status, "ok") << job.name << " " << job.record;
