@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <deque>
 #include <iomanip>
 #include <thread>
 
@@ -29,7 +31,7 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-constexpr int kTagRequest = 701, kTagReply = 702;
+constexpr int kTagRequest = 701, kTagReply = 702, kTagDone = 703;
 // The one-sided counter is set to this once rank 0 has seen a stop request: every later fetch
 // is past the end of any list.
 constexpr int64_t kStopped = int64_t(1) << 60;
@@ -133,17 +135,7 @@ void Scheduler::serve(const Phase& phase, const std::vector<size_t>& todo, int64
     }
     double req[3];  // group, finished item (−1: none), its seconds
     mpi_ok(MPI_Recv(req, 3, MPI_DOUBLE, st.MPI_SOURCE, kTagRequest, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
-    if (req[1] >= 0) {
-      ++done;
-      after_job(computed_ + (done - already));
-      if (progress_) {
-        const double el = now_s() - start_;
-        const double left = el / double(done) * double(total - done);
-        *progress_ << "  [" << done << "/" << total << "] " << phase.label[size_t(req[1])] << " (group " << int(req[0])
-                   << ", " << std::fixed << std::setprecision(1) << req[2] << " s; elapsed " << el << " s, ~" << left
-                   << " s left)" << std::defaultfloat << std::endl;
-      }
-    }
+    if (req[1] >= 0) report(phase, req, ++done, total, already);
     int reply = -1;
     if (!stop_requested() && next < todo.size()) reply = int(todo[next++]);
     if (reply < 0) --active;
@@ -151,11 +143,22 @@ void Scheduler::serve(const Phase& phase, const std::vector<size_t>& todo, int64
   }
 }
 
+// Rank 0: one finished item (`done` of `total` finished so far, `already` of them reused).
+void Scheduler::report(const Phase& phase, const double* item, int64_t done, int64_t total, int64_t already) const {
+  after_job(computed_ + (done - already));
+  if (!progress_) return;
+  const double el = now_s() - start_, in_phase = now_s() - phase_start_;
+  const double left = in_phase / double(done - already) * double(total - done);
+  *progress_ << "  [" << done << "/" << total << "] " << phase.label[size_t(item[1])] << " (group " << int(item[0])
+             << ", " << std::fixed << std::setprecision(1) << item[2] << " s; elapsed " << el << " s, ~" << left
+             << " s left)" << std::defaultfloat << std::endl;
+}
+
 std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
                                                 const std::function<std::vector<double>(size_t)>& work,
                                                 const std::function<bool(size_t)>& reusable) {
   const size_t n = phase.cost.size();
-  const double phase_start = now_s();
+  const double phase_start = phase_start_ = now_s();
   std::vector<std::vector<double>> results(n);
   // Reuse: rank 0 reads the valid stored results of unchanged inputs.
   std::vector<int> owner(n, -1);
@@ -202,12 +205,29 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     return k;
   };
 
+  // One-sided: the other groups report each finished item to rank 0 without waiting for it;
+  // rank 0 prints them whenever it is between its own items.
+  std::deque<std::array<double, 3>> sent;
+  std::vector<MPI_Request> sends;
+  int64_t done_seen = reused_here;
+  auto drain = [&](bool block, int64_t until) {
+    while (done_seen < until) {
+      int flag = 0;
+      MPI_Status st;
+      mpi_ok(block ? MPI_Probe(MPI_ANY_SOURCE, kTagDone, comm_, &st) : MPI_Iprobe(MPI_ANY_SOURCE, kTagDone, comm_, &flag, &st),
+             "MPI_Probe");
+      if (!block && !flag) return;
+      double item[3];
+      mpi_ok(MPI_Recv(item, 3, MPI_DOUBLE, st.MPI_SOURCE, kTagDone, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+      report(phase, item, ++done_seen, int64_t(n), reused_here);
+    }
+  };
+
   std::thread server;
   if (hand_out_ == HandOut::thread && rank_ == 0)
     server = std::thread([&] { serve(phase, todo, int64_t(n), reused_here); });
   const bool root = group_rank_ == 0;
   std::vector<int> mine;
-  int64_t done_here = 0;
   double last[3] = {double(color_), -1.0, 0.0};
   for (size_t cursor = 0;;) {
     int k = -1;
@@ -216,6 +236,7 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
         mpi_ok(MPI_Send(last, 3, MPI_DOUBLE, 0, kTagRequest, comm_), "MPI_Send");
         mpi_ok(MPI_Recv(&k, 1, MPI_INT, 0, kTagReply, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
       } else if (hand_out_ == HandOut::one_sided) {
+        if (rank_ == 0) drain(false, int64_t(n));
         // Rank 0 publishes its stop request through the counter; every group sees it next.
         if (stop_requested()) {
           if (rank_ == 0) fetch_next(kStopped);
@@ -233,16 +254,17 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     results[size_t(k)] = work(size_t(k));
     last[1] = k;
     last[2] = now_s() - t0;
-    ++done_here;
     if (root) {
       store_.write(phase.key[size_t(k)], results[size_t(k)]);
       mine.push_back(k);
-      if (hand_out_ != HandOut::thread && rank_ == 0) {
-        if (progress_)
-          *progress_ << "  [" << reused_here + done_here << " of " << n << " by group 0] " << phase.label[size_t(k)]
-                     << " (" << std::fixed << std::setprecision(1) << last[2] << " s; elapsed " << now_s() - start_
-                     << " s)" << std::defaultfloat << std::endl;
-        after_job(computed_ + done_here);
+      if (hand_out_ != HandOut::thread) {
+        if (rank_ == 0) {
+          report(phase, last, ++done_seen, int64_t(n), reused_here);
+        } else {
+          sent.push_back({last[0], last[1], last[2]});
+          sends.emplace_back();
+          mpi_ok(MPI_Isend(sent.back().data(), 3, MPI_DOUBLE, 0, kTagDone, comm_, &sends.back()), "MPI_Isend");
+        }
       }
     }
   }
@@ -255,6 +277,10 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
   int64_t computed_all = 0;
   for (size_t k = 0; k < n; ++k) computed_all += owner[k] >= 0;
   computed_all -= reused_here;
+  if (hand_out_ == HandOut::one_sided) {
+    if (rank_ == 0) drain(true, reused_here + computed_all);
+    mpi_ok(MPI_Waitall(int(sends.size()), sends.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  }
   computed_ += computed_all;
   int stop = stop_requested() ? 1 : 0;
   mpi_ok(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm_), "MPI_Allreduce");
