@@ -7,12 +7,12 @@ static_assert(std::is_same_v<PetscScalar, double>, "taskreach needs a real, doub
 
 namespace taskreach::detail {
 
-ShellOperator::ShellOperator(MPI_Comm comm, CurvatureOperator& op) : op_(op) {
+ShellOperator::ShellOperator(MPI_Comm comm, CurvatureOperator& op) : op_(op), comm_(comm) {
   const PetscInt d = static_cast<PetscInt>(op.dim());
-  TASKREACH_PETSC(VecCreateMPI(comm, PETSC_DECIDE, d, &x_));
+  TASKREACH_PETSC(VecCreateMPI(comm_, PETSC_DECIDE, d, &x_));
   PetscInt local = 0;
   TASKREACH_PETSC(VecGetLocalSize(x_, &local));
-  TASKREACH_PETSC(MatCreateShell(comm, local, local, d, d, this, &mat_));
+  TASKREACH_PETSC(MatCreateShell(comm_, local, local, d, d, this, &mat_));
   TASKREACH_PETSC(MatShellSetOperation(mat_, MATOP_MULT, reinterpret_cast<void (*)(void)>(&ShellOperator::mult)));
   TASKREACH_PETSC(MatSetOption(mat_, MAT_SYMMETRIC, PETSC_TRUE));
   TASKREACH_PETSC(VecScatterCreateToAll(x_, &to_all_, &full_));
@@ -20,7 +20,7 @@ ShellOperator::ShellOperator(MPI_Comm comm, CurvatureOperator& op) : op_(op) {
   const PetscInt* ranges = nullptr;
   TASKREACH_PETSC(VecGetOwnershipRanges(x_, &ranges));
   int size = 1;
-  MPI_Comm_size(comm, &size);
+  TASKREACH_MPI(MPI_Comm_size(comm_, &size));
   for (int r = 0; r < size; ++r) counts_.push_back(static_cast<int>(ranges[r + 1] - ranges[r]));
 }
 
@@ -42,9 +42,16 @@ PetscErrorCode ShellOperator::mult(Mat A, Vec x, Vec y) {
   } catch (const std::exception& e) {
     ok = false;
     what = e.what();
+  } catch (...) {
+    ok = false;
+    what = "unknown exception";
   }
   PetscCall(VecRestoreArrayRead(self->full_, &v));
-  PetscCheck(ok, PETSC_COMM_SELF, PETSC_ERR_LIB, "curvature product failed: %s", what.c_str());
+  // Every rank joins the agreement whatever its shard did; then all fail alike or go on.
+  int failed = -1;
+  std::string message;
+  PetscCall(agree(comm, ok, what, &failed, &message));
+  PetscCheck(failed < 0, PETSC_COMM_SELF, PETSC_ERR_LIB, "product failed on rank %d: %s", failed, message.c_str());
   PetscScalar* out = nullptr;
   PetscCall(VecGetArray(y, &out));
   PetscCallMPI(MPI_Reduce_scatter(self->partial_.data(), out, self->counts_.data(), MPI_DOUBLE, MPI_SUM, comm));

@@ -8,12 +8,17 @@
 namespace taskreach::detail {
 
 // MatMult gathers x to every rank (scatter created once), applies the rank's shard of
-// the operator and reduce-scatters the partial products back into y's layout.
+// the operator and reduce-scatters the partial products back into y's layout. The ranks
+// agree on the shard's outcome first: a shard that throws on one rank makes MatMult fail
+// with the same PETSc error on every rank ("product failed on rank r: …"), never a rank
+// left waiting in the reduce-scatter. Everything lives on a duplicate of `comm` with
+// MPI_ERRORS_RETURN.
 class ShellOperator {
  public:
   ShellOperator(MPI_Comm comm, CurvatureOperator& op);
   ShellOperator(const ShellOperator&) = delete;
   ShellOperator& operator=(const ShellOperator&) = delete;
+  MPI_Comm comm() const { return comm_; }
   Mat mat() const { return mat_; }
   Vec vec_like() const { return x_; }           // a distributed Vec of the operator's layout
   int64_t products() const { return products_; }
@@ -22,6 +27,7 @@ class ShellOperator {
  private:
   static PetscErrorCode mult(Mat A, Vec x, Vec y);
   CurvatureOperator& op_;
+  OwnedComm comm_;  // first: outlives the PETSc objects created on it
   OwnedMat mat_;
   OwnedVec x_, full_;
   OwnedScatter to_all_;

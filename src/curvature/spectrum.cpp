@@ -51,6 +51,7 @@ double stderr_of_mean(const std::vector<double>& v) {
 
 SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const SpectrumOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
+  detail::PetscErrorScope errors;
   detail::ShellOperator A(comm, op);
   const PetscInt d = static_cast<PetscInt>(op.dim());
   SpectrumResult res;
@@ -58,7 +59,7 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
   // --- top-k: Krylov–Schur, Hermitian, largest real; defaults first, options last.
   const PetscInt k = static_cast<PetscInt>(std::min<int64_t>(opt.top_k, d));
   OwnedEPS eps;
-  TASKREACH_PETSC(EPSCreate(comm, &eps));
+  TASKREACH_PETSC(EPSCreate(A.comm(), &eps));
   TASKREACH_PETSC(EPSSetOperators(eps, A.mat(), nullptr));
   TASKREACH_PETSC(EPSSetProblemType(eps, EPS_HEP));
   TASKREACH_PETSC(EPSSetType(eps, EPSKRYLOVSCHUR));
@@ -133,6 +134,10 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
     alpha_half[p].assign(a.begin(), a.begin() + static_cast<long>(half));
     beta_half[p].assign(b.begin(), b.begin() + static_cast<long>(std::min(half - 1, b.size())));
   }
+  // Local from here on, but the caller goes on to collectives: the ranks agree first.
+  bool ok = true;
+  std::string what;
+  try {
   std::vector<double> cs{opt.c};
   if (opt.c_alt > 0) cs.push_back(opt.c_alt);
   GaussRules rules;
@@ -169,6 +174,11 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
       res.esd_nodes.push_back(rules.nodes[p][k]);
       res.esd_weights.push_back(complement * rules.weights[p][k]);
     }
+  } catch (const std::exception& e) {
+    ok = false;
+    what = e.what();
+  }
+  detail::agree_or_throw(A.comm(), ok, what, "quadrature");
   res.products = A.products();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
@@ -191,6 +201,7 @@ std::string slepc_version() {
 
 namespace taskreach {
 std::vector<double> apply_distributed(MPI_Comm comm, CurvatureOperator& op, const std::vector<double>& v) {
+  detail::PetscErrorScope errors;
   detail::ShellOperator A(comm, op);
   detail::OwnedVec x, y;
   TASKREACH_PETSC(VecDuplicate(A.vec_like(), &x));

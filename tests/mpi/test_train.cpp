@@ -2,6 +2,7 @@
 // rank of the world (the _np_2 run), every model reaching a loss threshold, divergence
 // reported, convergence time, fine-tuning, checkpoints.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <cmath>
 #include <cstdio>
@@ -30,7 +31,7 @@ TaskSet real_tasks(int64_t n) {
   job.n_per_task = n;
   SourceConfig fashion;
   fashion.name = "fashion";
-  fashion.format = "idx";
+  fashion.format = SourceFormat::idx;
   fashion.train_images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
   fashion.train_labels = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz";
   SourceConfig mnist = fashion;
@@ -53,13 +54,13 @@ const TaskSet& tasks200() {
   return t;
 }
 
-JobConfig train_job(const std::string& arch) {
+JobConfig train_job(Arch arch) {
   JobConfig job;
   job.model.arch = arch;
-  job.model.hidden = arch == "linear" ? std::vector<int64_t>{} : std::vector<int64_t>{16};
+  job.model.hidden = arch == Arch::linear ? std::vector<int64_t>{} : std::vector<int64_t>{16};
   job.model.channels = {4, 8};
   job.model.width = 8;
-  job.model.activation = arch == "resnet18" ? "relu" : "tanh";
+  job.model.activation = arch == Arch::resnet18 ? Activation::relu : Activation::tanh;
   job.train.batch_size = 32;
   job.train.lr = 0.05;
   job.train.epochs = 10;
@@ -71,6 +72,7 @@ JobConfig train_job(const std::string& arch) {
 }
 
 int rank_of(MPI_Comm c) { int r; MPI_Comm_rank(c, &r); return r; }
+int size_of(MPI_Comm c) { int s; MPI_Comm_size(c, &s); return s; }
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
   EXPECT_EQ(a.size(), b.size());
@@ -85,6 +87,28 @@ double max_abs(const std::vector<double>& a) {
   return m;
 }
 
+// Softmax regression's Gauss–Newton product in closed form at w = [W row-major, b]:
+// G v = Σ_i x̃_i ⊗ A_i (V x_i + c) with A_i = diag p_i − p_i p_iᵀ over the task's head rows,
+// x̃ = [x; 1] and v = [V, c] in the same layout.
+std::vector<double> linear_ggn_product(const Task& task, int64_t K, const std::vector<double>& w,
+                                       const std::vector<double>& v) {
+  const int64_t in = task.dim;
+  auto X = torch::from_blob(const_cast<float*>(task.x.data()), {task.size(), in}, torch::kFloat).to(torch::kDouble);
+  auto at = [&](const std::vector<double>& p) {
+    auto t = torch::from_blob(const_cast<double*>(p.data()), {K * in + K}, torch::kDouble);
+    return std::make_pair(t.slice(0, 0, K * in).view({K, in}), t.slice(0, K * in));
+  };
+  auto [W, b] = at(w);
+  auto [V, c] = at(v);
+  auto active = torch::zeros({K}, torch::kBool);
+  for (int64_t r : task.active_rows) active[r] = true;
+  auto P = torch::softmax((X.matmul(W.t()) + b).masked_fill(active.logical_not(), -INFINITY), 1);
+  auto Z = X.matmul(V.t()) + c;                      // J_i v, one row per sample
+  auto U = P * Z - P * (P * Z).sum(1, true);         // A_i J_i v
+  auto out = torch::cat({U.t().matmul(X).reshape(-1), U.sum(0)}).contiguous();
+  return std::vector<double>(out.data_ptr<double>(), out.data_ptr<double>() + out.numel());
+}
+
 class DeviceEnvironment : public ::testing::Environment {
   void SetUp() override {
     const std::string d = taskreach::testing::use_test_device();
@@ -97,8 +121,8 @@ const auto* const kDevice = ::testing::AddGlobalTestEnvironment(new DeviceEnviro
 
 TEST(Train, LinearReachesTheSameOptimumOnOneAndAllRanks) {
   // Softmax regression with weight decay is strictly convex: one optimum, whatever the layout.
-  JobConfig job = train_job("linear");
-  job.train.dtype = "float64";
+  JobConfig job = train_job(Arch::linear);
+  job.train.dtype = DType::float64;
   job.train.polish_iters = 2000;
   // ‖∇f‖ ≤ 5e-8 (about the float64 floor here) with f strongly convex of modulus
   // β/(λ² n) = 0.1 puts w within 5e-7 of the unique optimum.
@@ -120,9 +144,9 @@ TEST(Train, ConvexLinearOnSklearnDigitsReachesItsUniqueOptimum) {
   // out): from two different initialisations the polish reaches ‖∇f‖ ≤ 1e-7, and strong
   // convexity (modulus μ = β/(λ² n) of the mean objective) puts both within 2·1e-7/μ of the one
   // optimum, hence of each other.
-  JobConfig job = train_job("linear");
+  JobConfig job = train_job(Arch::linear);
   job.path = "digits";
-  job.train.dtype = "float64";
+  job.train.dtype = DType::float64;
   job.train.polish_iters = 4000;
   job.train.grad_tol = 1e-7;
   job.complexity.lambda2 = 0.05;
@@ -146,8 +170,8 @@ TEST(Train, ConvexLinearOnSklearnDigitsReachesItsUniqueOptimum) {
 }
 
 TEST(Train, MlpFollowsTheSameFloat64TrajectoryOnOneAndAllRanks) {
-  JobConfig job = train_job("mlp");
-  job.train.dtype = "float64";
+  JobConfig job = train_job(Arch::mlp);
+  job.train.dtype = DType::float64;
   job.train.steps = 50;
   const auto& ts = tasks200();
   ModelShape shape = model_shape(job, ts);
@@ -162,18 +186,18 @@ TEST(Train, MlpFollowsTheSameFloat64TrajectoryOnOneAndAllRanks) {
 
 // Every architecture learns real data: the whole-task mean loss falls below a threshold, and
 // the convergence step is the first evaluation below it.
-class EveryModel : public ::testing::TestWithParam<std::string> {};
+class EveryModel : public ::testing::TestWithParam<Arch> {};
 
 TEST_P(EveryModel, TrainsToTheLossThreshold) {
   JobConfig job = train_job(GetParam());
   job.train.loss_threshold = 0.5;
   job.train.epochs = 20;
-  if (GetParam() == "resnet18") job.train.lr = 0.02;
+  if (GetParam() == Arch::resnet18) job.train.lr = 0.02;
   const auto& ts = tasks200();
   ModelShape shape = model_shape(job, ts);
   auto out = train_map(MPI_COMM_WORLD, shape, ts.tasks[1], job, 1);
   if (rank_of(MPI_COMM_WORLD) == 0)
-    std::printf("%s: d = %lld, convergence step %lld, final mean loss %.4f, %.1f s\n", GetParam().c_str(),
+    std::printf("%s: d = %lld, convergence step %lld, final mean loss %.4f, %.1f s\n", to_string(GetParam()),
                 static_cast<long long>(num_parameters(shape)), static_cast<long long>(out.convergence_step),
                 out.curve.back()[1], out.seconds);
   EXPECT_NE(out.status, "diverged");
@@ -188,10 +212,10 @@ TEST_P(EveryModel, TrainsToTheLossThreshold) {
   EXPECT_EQ(int64_t(out.weights.size()), num_parameters(shape));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, EveryModel, ::testing::Values("linear", "mlp", "cnn", "resnet18"));
+INSTANTIATE_TEST_SUITE_P(Models, EveryModel, ::testing::Values(Arch::linear, Arch::mlp, Arch::cnn, Arch::resnet18));
 
 TEST(Train, DivergenceIsReportedNotCrashed) {
-  JobConfig job = train_job("mlp");
+  JobConfig job = train_job(Arch::mlp);
   job.train.lr = 1e6;
   job.train.momentum = 0.0;
   job.train.polish_iters = 100;
@@ -202,29 +226,48 @@ TEST(Train, DivergenceIsReportedNotCrashed) {
 }
 
 TEST(Train, CheckpointHoldsWhatTheCurvatureReads) {
-  JobConfig job = train_job("mlp");
+  // The checkpoint round trip is bitwise, with the SGD state beside it; and the curvature read
+  // from a checkpoint is the curvature at the trained w*: for softmax regression, against the
+  // closed-form Gauss–Newton product at the weights train_map returned, on one rank and
+  // distributed over the world with another batch size.
   const auto& ts = tasks200();
-  ModelShape shape = model_shape(job, ts);
-  std::string path = "/tmp/taskreach_test_ckpt_" + std::to_string(rank_of(MPI_COMM_WORLD)) + ".pt";
-  auto out = train_map(MPI_COMM_SELF, shape, ts.tasks[0], job, 4, path);
-  std::vector<double> buffers;
-  auto w = load_checkpoint(shape, path, &buffers);
-  EXPECT_EQ(w, out.weights);  // bitwise
-  EXPECT_TRUE(std::filesystem::exists(path + ".sgd"));
-  TorchCurvature a(shape, w, ts.tasks[0], 0, 1, "ggn", 64), b(shape, out.weights, ts.tasks[0], 0, 1, "ggn", 64);
-  std::vector<double> v(size_t(a.dim()), 1.0), ya(v.size()), yb(v.size());
-  a.apply_shard(v.data(), ya.data());
-  b.apply_shard(v.data(), yb.data());
-  EXPECT_EQ(ya, yb);
-  std::filesystem::remove(path);
-  std::filesystem::remove(path + ".sgd");
+  const Task& task = ts.tasks[0];
+  for (const Arch arch : {Arch::mlp, Arch::linear}) {
+    JobConfig job = train_job(arch);
+    ModelShape shape = model_shape(job, ts);
+    std::string path = "/tmp/taskreach_test_ckpt_" + std::string(to_string(arch)) + "_" + std::to_string(rank_of(MPI_COMM_WORLD)) + ".pt";
+    auto out = train_map(MPI_COMM_SELF, shape, task, job, 4, path);
+    std::vector<double> buffers;
+    auto w = load_checkpoint(shape, path, &buffers);
+    EXPECT_EQ(w, out.weights) << to_string(arch);  // bitwise
+    EXPECT_TRUE(std::filesystem::exists(path + ".sgd")) << to_string(arch);
+    std::filesystem::remove(path);
+    std::filesystem::remove(path + ".sgd");
+    if (arch != Arch::linear) continue;
+    std::vector<double> v(w.size());
+    for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37 * double(i)) + 0.1;
+    const auto ref = linear_ggn_product(task, shape.k_tot, out.weights, v);
+    TorchCurvature self_op(shape, w, task, 0, 1, Curvature::ggn, 64);
+    TorchCurvature world_op(shape, w, task, rank_of(MPI_COMM_WORLD), size_of(MPI_COMM_WORLD), Curvature::ggn, 48);
+    ASSERT_EQ(self_op.dim(), int64_t(ref.size()));
+    std::vector<double> y_self(v.size());
+    self_op.apply_shard(v.data(), y_self.data());
+    const auto y_world = apply_distributed(MPI_COMM_WORLD, world_op, v);
+    const double scale = max_abs(ref);
+    ASSERT_GT(scale, 0.0);
+    EXPECT_LE(max_abs_diff(y_self, ref), 1e-10 * scale);
+    EXPECT_LE(max_abs_diff(y_world, ref), 1e-10 * scale);
+    if (rank_of(MPI_COMM_WORLD) == 0)
+      std::printf("linear checkpoint: |Gv - closed form| / max = %.2e (one rank), %.2e (world)\n",
+                  max_abs_diff(y_self, ref) / scale, max_abs_diff(y_world, ref) / scale);
+  }
 }
 
 TEST(Train, BatchNormCurvatureUsesEvalModeAndSavedStatistics) {
   // resnet18 with BatchNorm: the running statistics travel with w* through the checkpoint,
   // and the curvature (eval mode) is a symmetric operator: uᵀ(Gv) = vᵀ(Gu).
-  JobConfig job = train_job("resnet18");
-  job.model.norm = "batch";
+  JobConfig job = train_job(Arch::resnet18);
+  job.model.norm = Norm::batch;
   job.train.steps = 20;
   job.train.lr = 0.02;
   const auto& ts = tasks200();
@@ -235,7 +278,7 @@ TEST(Train, BatchNormCurvatureUsesEvalModeAndSavedStatistics) {
   auto w = load_checkpoint(shape, path, &buffers);
   EXPECT_EQ(buffers, out.buffers);
   ASSERT_FALSE(buffers.empty());
-  TorchCurvature g(shape, w, ts.tasks[1], 0, 1, "ggn", 100, buffers, /*subsample=*/40, 1);
+  TorchCurvature g(shape, w, ts.tasks[1], 0, 1, Curvature::ggn, 100, buffers, /*subsample=*/40, 1);
   std::vector<double> u(size_t(g.dim())), v(u.size()), gu(u.size()), gv(u.size());
   for (size_t i = 0; i < u.size(); ++i) {
     u[i] = std::sin(0.1 * double(i));
@@ -254,7 +297,7 @@ TEST(Train, BatchNormCurvatureUsesEvalModeAndSavedStatistics) {
 }
 
 TEST(Finetune, ProtocolThresholdsAndCosts) {
-  JobConfig job = train_job("mlp");
+  JobConfig job = train_job(Arch::mlp);
   job.finetune.lr = 0.05;
   job.finetune.batch_size = 32;
   job.finetune.eval_every = 10;

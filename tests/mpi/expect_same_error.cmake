@@ -1,0 +1,36 @@
+# A failure on one rank inside a collective section must end every rank alike, never hang:
+# runs `MPIEXEC NPFLAG NP EXE ARGS` and checks a non-zero exit within TIMEOUT seconds, exactly
+# NP lines "taskreach: error: …" (one per rank), all the same and matching EXPECT, and no
+# PETSc traceback (PETSc's message travels inside the one line).
+separate_arguments(args UNIX_COMMAND "${ARGS}")
+string(TIMESTAMP t0 "%s")
+execute_process(COMMAND ${MPIEXEC} ${NPFLAG} ${NP} ${EXE} ${args}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT ${TIMEOUT})
+string(TIMESTAMP t1 "%s")
+math(EXPR seconds "${t1} - ${t0}")
+string(REPLACE ";" "," all "${out}\n${err}")  # CMake lists split on ";"
+if(NOT rc MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "no clean exit after ${seconds} s (${rc}): a rank hung?\n${all}")
+endif()
+if(rc EQUAL 0)
+  message(FATAL_ERROR "expected a non-zero exit, got 0\n${all}")
+endif()
+string(REGEX MATCHALL "taskreach: error: [^\n]*" lines "${all}")
+list(LENGTH lines n)
+if(NOT n EQUAL NP)
+  message(FATAL_ERROR "expected ${NP} error lines (one per rank), got ${n}:\n${all}")
+endif()
+set(distinct ${lines})
+list(REMOVE_DUPLICATES distinct)
+list(LENGTH distinct nd)
+if(NOT nd EQUAL 1)
+  message(FATAL_ERROR "the ranks reported different errors:\n${all}")
+endif()
+if(NOT distinct MATCHES "${EXPECT}")
+  message(FATAL_ERROR "the error does not match '${EXPECT}':\n${all}")
+endif()
+if(all MATCHES "PETSC ERROR")
+  message(FATAL_ERROR "PETSc printed its own traceback:\n${all}")
+endif()
+string(REGEX MATCH "fault test: [^\n]*" timing "${out}")
+message(STATUS "exit ${rc} after ${seconds} s on ${NP} ranks, every rank: ${distinct}\n${timing}")
