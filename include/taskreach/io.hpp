@@ -1,5 +1,6 @@
 #pragma once
-// Parallel HDF5 output (collective MPI-IO) and reading results back.
+// Parallel HDF5 output (collective MPI-IO) and reading results back. What a file holds is
+// the table of src/io/schema.hpp (DESIGN §5).
 #include <mpi.h>
 
 #include <stdexcept>
@@ -22,8 +23,5 @@ void write_output(MPI_Comm comm, const std::string& path, const RunOutput& out);
 
 // Serial read of what write_output wrote (for `taskreach info` and tests).
 RunOutput read_output(const std::string& path);
-
-// The R matrix as a table with task names (rows: target i, columns: source j), and a summary.
-std::string format_info(const RunOutput& out);
 
 }  // namespace taskreach

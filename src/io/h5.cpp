@@ -1,32 +1,35 @@
-// The run's HDF5 file (DESIGN §5): created collectively over MPI-IO under a temporary name,
-// N×N datasets written as row blocks with collective hyperslab writes (checked to have been
-// collective), renamed into place only when complete. Read back serially.
+// The run's HDF5 file (DESIGN §5), laid out by the table of schema.hpp: created collectively
+// over MPI-IO under a temporary name, N×N datasets written as row blocks with collective
+// hyperslab writes (checked to have been collective), renamed into place only when complete.
+// Read back serially through the same table.
 #include <hdf5.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <map>
+#include <optional>
 #include <set>
-#include <iomanip>
-#include <sstream>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "h5_handles.hpp"
+#include "schema.hpp"
 #include "taskreach/io.hpp"
 
 namespace taskreach {
 namespace {
 
 namespace fs = std::filesystem;
+using io::Entry;
+using io::Item;
+using io::Need;
+using io::Shape;
+using io::Type;
 
 // ---------------------------------------------------------------------------------------
 // Errors
@@ -103,117 +106,136 @@ void phase(const Comm& c, const Ctx& ctx, F&& step) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Validation: everything that can be known wrong before a file is created.
+// Paths
+
+bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 bool valid_link_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
-// The [N] datasets that a result may or may not have, by path.
-template <typename Out>
-auto optional_vectors(Out& out) {
-  using V = std::conditional_t<std::is_const_v<Out>, const std::vector<double>*, std::vector<double>*>;
-  return std::vector<std::pair<std::string, V>>{
-      {"/complexity/C_stderr", &out.C_stderr},         {"/complexity/C_laplace", &out.C_laplace},
-      {"/complexity/C_laplace_stderr", &out.C_laplace_stderr}, {"/complexity/C_paper", &out.C_paper},
-      {"/complexity/C_paper_stderr", &out.C_paper_stderr}, {"/complexity/trace", &out.trace},
-      {"/complexity/trace_stderr", &out.trace_stderr}};
+// A pattern with its <task> (if any) replaced by a task's name.
+std::string for_task(std::string pattern, const std::string& task) {
+  const size_t at = pattern.find("<task>");
+  return at == std::string::npos ? pattern : pattern.replace(at, 6, task);
 }
 
-// Every group the experiments' paths need, parents before children.
-std::set<std::string> extra_groups(const RunOutput& out) {
+// Every group above `path` ("/a/b/c": "/a", "/a/b"), and `path` itself when `self`.
+void add_groups(std::set<std::string>& groups, const std::string& path, bool self) {
+  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1))
+    groups.insert(path.substr(0, at));
+  if (self && path != "/") groups.insert(path);
+}
+
+template <typename Dims>
+std::string shape_text(const Dims& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+// "/a, /b or /c"
+std::string alternatives(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i == 0 ? "" : i + 1 == v.size() ? " or " : ", ") + v[i];
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// What a file written from an output holds: the table's entries with their items.
+
+struct Planned {
+  const Entry* entry;
+  std::vector<Item> items;
+};
+
+std::vector<Planned> plan(const RunOutput& out) {
+  std::vector<Planned> p;
+  for (const Entry& e : io::schema()) p.push_back({&e, io::contents(e, out)});
+  return p;
+}
+
+// Every group the items need, sorted: parents before children.
+std::set<std::string> groups_of(const std::vector<Planned>& plan) {
   std::set<std::string> groups;
-  auto parents = [&](const std::string& path, bool self) {
-    for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1))
-      groups.insert(path.substr(0, at));
-    if (self) groups.insert(path);
-  };
-  for (const auto& kv : out.extra) parents(kv.first, false);
-  for (const auto& kv : out.extra_strings) parents(kv.first, false);
-  for (const auto& kv : out.extra_attrs) parents(kv.first, true);
+  for (const Planned& p : plan) {
+    const bool is_group = p.entry->shape == Shape::attribute || p.entry->shape == Shape::group;
+    for (const Item& it : p.items) add_groups(groups, it.path, is_group);
+  }
   return groups;
 }
 
-void validate(const Ctx& ctx, const RunOutput& out) {
+// ---------------------------------------------------------------------------------------
+// Validation: everything that can be known wrong before a file is created.
+
+// Why `it` does not have its entry's shape for n tasks, or "".
+std::string misshapen(const Entry& e, const Item& it, size_t n) {
+  uint64_t values = 1;
+  for (uint64_t d : it.dims) values *= d;
+  const std::string tasks = " for " + std::to_string(n) + " tasks";
+  switch (e.shape) {
+    case Shape::tasks:
+      if (it.dims.at(0) != n) return it.path + " has " + std::to_string(it.dims[0]) + " entries" + tasks;
+      break;
+    case Shape::pairs:
+      if (it.dims != std::vector<uint64_t>{n, n} || it.count() != n * n) {
+        return it.path + " is " + std::to_string(it.dims.at(0)) + "x" + std::to_string(it.dims.at(1)) + " (" +
+               std::to_string(it.count()) + " values)" + tasks;
+      }
+      break;
+    case Shape::rows3:
+      if (values != it.count()) return it.path + " is not a list of (step, loss, accuracy) rows";
+      break;
+    default:  // the other shapes follow from their members
+      break;
+  }
+  return {};
+}
+
+void validate(const Ctx& ctx, const std::vector<Planned>& plan, const RunOutput& out) {
   auto bad = [&](const std::string& what) { ctx.fail("invalid output: " + what); };
   const size_t n = out.task_names.size();
+  // The first per-task group written, if any: task names then name groups.
+  std::string task_group;
+  for (const Planned& p : plan) {
+    if (task_group.empty() && has(p.entry->path, "<task>") && !p.items.empty())
+      task_group = p.entry->path.substr(0, p.entry->path.find("<task>"));
+  }
   std::set<std::string> names;
   for (size_t i = 0; i < n; ++i) {
     const std::string& name = out.task_names[i];
     if (name.empty()) bad("task " + std::to_string(i) + " has an empty name");
     if (!names.insert(name).second) bad("task name '" + name + "' appears twice");
-    if (out.spectra.size() == n && !valid_link_name(name)) {
-      bad("task name '" + name + "' cannot name the group /spectra/" + name);
+    if (!task_group.empty() && !valid_link_name(name))
+      bad("task name '" + name + "' cannot name the group " + task_group + name);
+  }
+
+  std::set<std::string> datasets;
+  std::set<std::pair<std::string, std::string>> attributes;
+  for (const Planned& p : plan) {
+    const Entry& e = *p.entry;
+    for (const Item& it : p.items) {
+      if (const std::string why = misshapen(e, it, n); !why.empty()) bad(why);
+      // A key that is a path lies strictly below one of the entry's groups, without empty parts.
+      if (has(e.path, "<key>") && !e.under.empty()) {
+        bool below = false;
+        for (const std::string& root : e.under)
+          below = below || (it.path.size() > root.size() + 1 && it.path.compare(0, root.size() + 1, root + "/") == 0);
+        if (!below || it.path.back() == '/' || has(it.path, "//"))
+          bad("path '" + it.path + "' is not under " + alternatives(e.under));
+      }
+      if (e.shape == Shape::attribute) {
+        if (it.attribute.empty()) bad("an attribute has an empty name");
+        if (!attributes.insert({it.path, it.attribute}).second)
+          bad("attribute '" + it.attribute + "' is given with two types");
+      } else if (e.shape != Shape::group && !datasets.insert(it.path).second) {
+        bad("'" + it.path + "' is given with two types");
+      }
     }
   }
-  auto length = [&](const char* what, size_t size) {
-    if (size != n) {
-      bad(std::string(what) + " has " + std::to_string(size) + " entries for " + std::to_string(n) +
-          " tasks");
-    }
-  };
-  length("/tasks/num_samples", out.num_samples.size());
-  length("/tasks/num_classes", out.num_classes.size());
-  length("/complexity/C", out.C.size());
-  length("/complexity/loss", out.loss.size());
-  length("/complexity/weight_norm2", out.weight_norm2.size());
-  length("/complexity/logdet", out.logdet.size());
-  length("/complexity/logdet_stderr", out.logdet_stderr.size());
-  length("/complexity/grad_norm", out.grad_norm.size());
-  for (const auto& [name, v] : optional_vectors(out))
-    if (!v->empty()) length(name.c_str(), v->size());
-
-  auto square = [&](const char* what, int64_t rows, int64_t cols, size_t size) {
-    const auto nn = static_cast<int64_t>(n);
-    if (rows != nn || cols != nn || size != static_cast<size_t>(rows * cols)) {
-      bad(std::string(what) + " is " + std::to_string(rows) + "x" + std::to_string(cols) + " (" +
-          std::to_string(size) + " values) for " + std::to_string(n) + " tasks");
-    }
-  };
-  square("/unions/C", out.unions_C.rows, out.unions_C.cols, out.unions_C.data.size());
-  square("/unions/conflicts", out.unions_conflicts.rows, out.unions_conflicts.cols,
-         out.unions_conflicts.data.size());
-  square("/reachability/R", out.R.rows, out.R.cols, out.R.data.size());
-  square("/reachability/R_per_sample", out.R_per_sample.rows, out.R_per_sample.cols,
-         out.R_per_sample.data.size());
-  square("/reachability/stderr", out.stderr_total.rows, out.stderr_total.cols,
-         out.stderr_total.data.size());
-  square("/reachability/stderr_probe", out.stderr_probe.rows, out.stderr_probe.cols,
-         out.stderr_probe.data.size());
-  square("/reachability/stderr_seed", out.stderr_seed.rows, out.stderr_seed.cols,
-         out.stderr_seed.data.size());
-  if (!out.finetune_threshold.empty()) {
-    length("/finetune/threshold", out.finetune_threshold.size());
-    square("/finetune/steps", out.finetune_steps.rows, out.finetune_steps.cols, out.finetune_steps.data.size());
-    square("/finetune/samples", out.finetune_samples.rows, out.finetune_samples.cols,
-           out.finetune_samples.data.size());
-  }
-  for (const auto& t : out.training)
-    if (t.curve.size() % 3) bad("a training curve is not a list of (step, loss, accuracy) rows");
-
-  // Experiment groups live beside the reachability groups, never inside them.
-  auto experiment_path = [&](const std::string& path) {
-    static const char* kRoots[] = {"/convergence/", "/potential/", "/critical_period/"};
-    bool ok = false;
-    for (const char* r : kRoots) ok = ok || path.rfind(r, 0) == 0;
-    if (!ok || path.back() == '/' || path.find("//") != std::string::npos)
-      bad("experiment path '" + path + "' is not under /convergence, /potential or /critical_period");
-  };
-  for (const auto& kv : out.extra) experiment_path(kv.first);
-  for (const auto& kv : out.extra_strings) experiment_path(kv.first);
-  for (const auto& kv : out.extra_attrs) experiment_path(kv.first);
-  std::set<std::string> groups = extra_groups(out);
-  for (const auto& kv : out.extra)
-    if (groups.count(kv.first)) bad("'" + kv.first + "' is both a group and a dataset");
-
-  std::map<std::string, int> attrs;
-  for (const auto& kv : out.attrs_str) ++attrs[kv.first];
-  for (const auto& kv : out.attrs_f64) ++attrs[kv.first];
-  for (const auto& kv : out.attrs_i64) ++attrs[kv.first];
-  for (const auto& kv : attrs) {
-    if (kv.first.empty()) bad("an attribute has an empty name");
-    if (kv.second > 1) bad("attribute '" + kv.first + "' is given with two types");
-  }
+  const std::set<std::string> groups = groups_of(plan);
+  for (const std::string& d : datasets)
+    if (groups.count(d)) bad("'" + d + "' is both a group and a dataset");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -243,32 +265,22 @@ PackedStrings pack(const std::vector<std::string>& v) {
 }
 
 // An upper estimate of the file's size: the data plus a generous allowance per object.
-double approx_file_bytes(const RunOutput& out) {
-  const auto n = static_cast<double>(out.task_names.size());
-  double bytes = 7 * n * n * 8 + 8 * n * 8;  // the N×N datasets, the N-vectors
-  double objects = 30;
-  auto width = [](size_t w, const std::string& s) { return std::max(w, s.size()); };
-  size_t name = 1, job = 1, status = 1, record = 1;
-  for (const auto& t : out.task_names) name = width(name, t);
-  for (const auto& j : out.jobs) {
-    job = width(job, j.name);
-    status = width(status, j.status);
-    record = width(record, j.record);
+double approx_file_bytes(const std::vector<Planned>& plan) {
+  double bytes = 65536, objects = static_cast<double>(groups_of(plan).size());
+  for (const Planned& p : plan) {
+    for (const Item& it : p.items) {
+      size_t width = 1;
+      for (const auto& s : it.str) width = std::max(width, s.size());
+      bytes += 8.0 * static_cast<double>(it.f64.size() + it.i64.size()) +
+               static_cast<double>(width * it.str.size() + it.attribute.size());
+      objects += 1;
+    }
   }
-  bytes += n * static_cast<double>(name) +
-           static_cast<double>(out.jobs.size() * (job + status + record + 8));
-  for (const auto& sp : out.spectra) {
-    bytes += static_cast<double>(sp.eigenvalues.size() + sp.residuals.size() + 2) * 8;
-    objects += 5;
-  }
-  for (const auto& kv : out.attrs_str) bytes += static_cast<double>(kv.first.size() + kv.second.size());
-  for (const auto& kv : out.extra) bytes += static_cast<double>(kv.second.size()) * 8;
-  for (const auto& kv : out.extra_strings)
-    for (const auto& v : kv.second) bytes += static_cast<double>(v.size()) + 8;
-  objects += static_cast<double>(out.extra.size() + out.extra_strings.size() + 2 * out.extra_attrs.size());
-  objects += static_cast<double>(out.attrs_str.size() + out.attrs_f64.size() + out.attrs_i64.size());
-  return bytes + objects * 4096 + 65536;
+  return bytes + objects * 4096;
 }
+
+hid_t file_type(Type t) { return t == Type::f64 ? H5T_IEEE_F64LE : H5T_STD_I64LE; }
+hid_t mem_type(Type t) { return t == Type::f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64; }
 
 // Who writes what: an N×N dataset is split into contiguous row blocks over the ranks;
 // anything else is written by rank 0 while the others take part with empty selections.
@@ -276,125 +288,30 @@ enum class Split { rows, rank0 };
 
 class Writer {
  public:
-  Writer(const Comm& c, const Ctx& ctx, const RunOutput& out) : c_(c), ctx_(ctx), out_(out) {}
+  Writer(const Comm& c, const Ctx& ctx, const std::vector<Planned>& plan) : c_(c), ctx_(ctx), plan_(plan) {}
 
   void run(const std::string& tmp) {
     phase(c_, ctx_, [&] { check_directory(); });
     phase(c_, ctx_, [&] { create_file(tmp); });
-    phase(c_, ctx_, [&] { write_attributes(); });
-    const bool spectra = out_.spectra.size() == out_.task_names.size();
-    const bool training = !out_.task_names.empty() && out_.training.size() == out_.task_names.size();
-    const bool finetune = !out_.task_names.empty() && out_.finetune_threshold.size() == out_.task_names.size();
     phase(c_, ctx_, [&] {
-      for (const char* g : {"/tasks", "/complexity", "/unions", "/reachability", "/spectra", "/jobs"}) {
-        create_group(g);
-      }
-      if (spectra) {
-        for (const auto& name : out_.task_names) create_group("/spectra/" + name);
-      }
-      if (training) {
-        create_group("/training");
-        for (const auto& name : out_.task_names) create_group("/training/" + name);
-      }
-      if (finetune) create_group("/finetune");
-      if (!out_.analysis.empty() || !out_.analysis_i64.empty()) {
-        std::set<std::string> groups{"/analysis"};
-        auto parents = [&](const std::string& name) {
-          for (size_t at = name.find('/'); at != std::string::npos; at = name.find('/', at + 1))
-            groups.insert("/analysis/" + name.substr(0, at));
-        };
-        for (const auto& kv : out_.analysis) parents(kv.first);
-        for (const auto& kv : out_.analysis_i64) parents(kv.first);
-        for (const auto& g : groups) create_group(g);  // sorted: parents before children
-      }
-      for (const auto& g : extra_groups(out_)) create_group(g);
+      for (const std::string& g : groups_of(plan_)) create_group(g);
     });
-
-    strings("/tasks/name", out_.task_names);
-    vector("/tasks/num_samples", out_.num_samples);
-    vector("/tasks/num_classes", out_.num_classes);
-
-    vector("/complexity/C", out_.C);
-    vector("/complexity/loss", out_.loss);
-    vector("/complexity/weight_norm2", out_.weight_norm2);
-    vector("/complexity/logdet", out_.logdet);
-    vector("/complexity/logdet_stderr", out_.logdet_stderr);
-    vector("/complexity/grad_norm", out_.grad_norm);
-    for (const auto& [name, v] : optional_vectors(out_))
-      if (v->size() == out_.task_names.size() && !v->empty()) vector(name, *v);
-
-    matrix("/unions/C", out_.unions_C);
-    matrix("/unions/conflicts", out_.unions_conflicts);
-    matrix("/reachability/R", out_.R);
-    matrix("/reachability/R_per_sample", out_.R_per_sample);
-    matrix("/reachability/stderr", out_.stderr_total);
-    matrix("/reachability/stderr_probe", out_.stderr_probe);
-    matrix("/reachability/stderr_seed", out_.stderr_seed);
-    if (!out_.task_names.empty() && out_.stderr_probe_unpaired.rows == int64_t(out_.task_names.size()))
-      matrix("/reachability/stderr_probe_unpaired", out_.stderr_probe_unpaired);
-
-    if (finetune) {
-      matrix("/finetune/steps", out_.finetune_steps);
-      matrix("/finetune/samples", out_.finetune_samples);
-      vector("/finetune/threshold", out_.finetune_threshold);
-    }
-    for (const auto& [name, v] : out_.analysis) scalar("/analysis/" + name, v);
-    for (const auto& [name, v] : out_.analysis_i64) scalar("/analysis/" + name, v);
-    if (training) {
-      for (size_t i = 0; i < out_.task_names.size(); ++i) {
-        const std::string g = "/training/" + out_.task_names[i];
-        const TrainingRecord& t = out_.training[i];
-        dataset(g + "/curve", file_type(double{}), mem_type(double{}), {t.curve.size() / 3, 3}, t.curve.data(),
-                Split::rank0);
-        scalar(g + "/convergence_step", t.convergence_step);
-        scalar(g + "/test_accuracy", t.test_accuracy);
+    for (const Planned& p : plan_) {
+      const Entry& e = *p.entry;
+      if (e.shape == Shape::attribute && !p.items.empty()) {
+        // Attribute writes are collective: every rank writes the same values.
+        phase(c_, ctx_, [&] {
+          for (const Item& it : p.items) attribute(e.type, it);
+        });
+      } else if (e.shape != Shape::attribute && e.shape != Shape::group) {
+        for (const Item& it : p.items) dataset(e, it);
       }
     }
-    if (spectra) {
-      for (size_t i = 0; i < out_.task_names.size(); ++i) {
-        const std::string g = "/spectra/" + out_.task_names[i];
-        const SpectrumRecord& s = out_.spectra[i];
-        vector(g + "/eigenvalues", s.eigenvalues);
-        vector(g + "/residuals", s.residuals);
-        scalar(g + "/hvp_count", s.hvp_count);
-        if (!s.esd_nodes.empty()) {
-          vector(g + "/esd_nodes", s.esd_nodes);
-          vector(g + "/esd_weights", s.esd_weights);
-        }
-        scalar(g + "/seconds", s.seconds);
-      }
-    }
-
-    for (const auto& [name, v] : out_.extra) vector(name, v);
-    for (const auto& [name, v] : out_.extra_strings) strings(name, v);
-    phase(c_, ctx_, [&] {
-      for (const auto& [group, attrs] : out_.extra_attrs)
-        for (const auto& [name, value] : attrs) group_attribute(group, name, value);
-    });
-
-    std::vector<std::string> job_name, job_status, job_record;
-    std::vector<double> job_seconds;
-    for (const auto& j : out_.jobs) {
-      job_name.push_back(j.name);
-      job_status.push_back(j.status);
-      job_record.push_back(j.record);
-      job_seconds.push_back(j.seconds);
-    }
-    strings("/jobs/name", job_name);
-    strings("/jobs/status", job_status);
-    strings("/jobs/record", job_record);
-    vector("/jobs/seconds", job_seconds);
-
     // The close flushes the metadata: a file is complete only when it succeeds everywhere.
     phase(c_, ctx_, [&] { ctx_.ok(file_.close(), "cannot close (flush) the file"); });
   }
 
  private:
-  static hid_t file_type(double) { return H5T_IEEE_F64LE; }
-  static hid_t file_type(int64_t) { return H5T_STD_I64LE; }
-  static hid_t mem_type(double) { return H5T_NATIVE_DOUBLE; }
-  static hid_t mem_type(int64_t) { return H5T_NATIVE_INT64; }
-
   // Rank 0 looks first, so the common mistakes fail before any collective file creation.
   // A full disk in particular: HDF5 1.10 cannot close a file whose flush failed (the id is
   // left dangling and the library crashes or hangs when it shuts down), so running out of
@@ -409,7 +326,7 @@ class Writer {
     struct statvfs st {};
     if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) == 0 && st.f_blocks > 0) {
       const double free_bytes = static_cast<double>(st.f_bavail) * static_cast<double>(st.f_frsize);
-      const double need = approx_file_bytes(out_);
+      const double need = approx_file_bytes(plan_);
       if (free_bytes < need) {
         char what[160];
         std::snprintf(what, sizeof what,
@@ -431,78 +348,53 @@ class Writer {
     file_ = h5::File(f);
   }
 
-  // Attribute writes are collective: every rank writes the same values.
-  void write_attributes() {
-    const hid_t root = file_.get();
-    h5::Dataspace scalar(ctx_.id(H5Screate(H5S_SCALAR), "cannot create a scalar dataspace"));
-    auto create = [&](const std::string& name, hid_t type) {
-      return h5::Attribute(ctx_.id(
-          H5Acreate2(root, name.c_str(), type, scalar.get(), H5P_DEFAULT, H5P_DEFAULT),
-          "cannot create attribute '" + name + "'"));
-    };
-    for (const auto& [name, value] : out_.attrs_str) {
-      h5::Datatype t = string_type(ctx_, value.size());
-      h5::Attribute a = create(name, t.get());
-      // c_str(): an empty value is written as one null byte.
-      ctx_.ok(H5Awrite(a.get(), t.get(), value.c_str()), "cannot write attribute '" + name + "'");
-      ctx_.ok(a.close(), "cannot close attribute '" + name + "'");
-    }
-    for (const auto& [name, value] : out_.attrs_f64) {
-      h5::Attribute a = create(name, H5T_IEEE_F64LE);
-      ctx_.ok(H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &value), "cannot write attribute '" + name + "'");
-      ctx_.ok(a.close(), "cannot close attribute '" + name + "'");
-    }
-    for (const auto& [name, value] : out_.attrs_i64) {
-      h5::Attribute a = create(name, H5T_STD_I64LE);
-      ctx_.ok(H5Awrite(a.get(), H5T_NATIVE_INT64, &value), "cannot write attribute '" + name + "'");
-      ctx_.ok(a.close(), "cannot close attribute '" + name + "'");
-    }
-  }
-
-  // A string attribute of a group (collective: every rank writes the same value).
-  void group_attribute(const std::string& group, const std::string& name, const std::string& value) {
-    h5::Dataspace scalar(ctx_.id(H5Screate(H5S_SCALAR), "cannot create a scalar dataspace"));
-    h5::Datatype t = string_type(ctx_, value.size());
-    h5::Attribute a(ctx_.id(H5Acreate_by_name(file_.get(), group.c_str(), name.c_str(), t.get(), scalar.get(),
-                                              H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                            "cannot create attribute '" + name + "' of " + group));
-    ctx_.ok(H5Awrite(a.get(), t.get(), value.c_str()), "cannot write attribute '" + name + "' of " + group);
-    ctx_.ok(a.close(), "cannot close attribute '" + name + "' of " + group);
-  }
-
   void create_group(const std::string& name) {
     h5::Group g(ctx_.id(H5Gcreate2(file_.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                         "cannot create group " + name));
     ctx_.ok(g.close(), "cannot close group " + name);
   }
 
-  template <typename T>
-  void vector(const std::string& name, const std::vector<T>& v) {
-    dataset(name, file_type(T{}), mem_type(T{}), {v.size()}, v.data(), Split::rank0);
+  // A scalar attribute of the object at it.path ("/": the root).
+  void attribute(Type type, const Item& it) {
+    const std::string what = "attribute '" + it.attribute + "'" + (it.path == "/" ? "" : " of " + it.path);
+    h5::Dataspace scalar(ctx_.id(H5Screate(H5S_SCALAR), "cannot create a scalar dataspace"));
+    h5::Datatype str;
+    hid_t ftype = 0, mtype = 0;
+    const void* value = nullptr;
+    if (type == Type::str) {
+      str = string_type(ctx_, it.str.at(0).size());
+      ftype = mtype = str.get();
+      value = it.str[0].c_str();  // c_str(): an empty value is written as one null byte
+    } else {
+      ftype = file_type(type);
+      mtype = mem_type(type);
+      value = type == Type::f64 ? static_cast<const void*>(it.f64.data()) : it.i64.data();
+    }
+    h5::Attribute a(ctx_.id(H5Acreate_by_name(file_.get(), it.path.c_str(), it.attribute.c_str(), ftype,
+                                              scalar.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            "cannot create " + what));
+    ctx_.ok(H5Awrite(a.get(), mtype, value), "cannot write " + what);
+    ctx_.ok(a.close(), "cannot close " + what);
   }
 
-  template <typename T>
-  void scalar(const std::string& name, const T& value) {
-    dataset(name, file_type(T{}), mem_type(T{}), {}, &value, Split::rank0);
-  }
-
-  template <typename T>
-  void matrix(const std::string& name, const Matrix<T>& m) {
-    dataset(name, file_type(T{}), mem_type(T{}),
-            {static_cast<hsize_t>(m.rows), static_cast<hsize_t>(m.cols)}, m.data.data(), Split::rows);
-  }
-
-  void strings(const std::string& name, const std::vector<std::string>& v) {
-    const PackedStrings p = pack(v);
-    h5::Datatype t;
-    phase(c_, ctx_, [&] { t = string_type(ctx_, p.width); });
-    dataset(name, t.get(), t.get(), {v.size()}, p.bytes.data(), Split::rank0);
+  void dataset(const Entry& e, const Item& it) {
+    const std::vector<hsize_t> dims(it.dims.begin(), it.dims.end());
+    const Split split = e.shape == Shape::pairs ? Split::rows : Split::rank0;
+    if (e.type == Type::str) {
+      const PackedStrings p = pack(it.str);
+      h5::Datatype t;
+      phase(c_, ctx_, [&] { t = string_type(ctx_, p.width); });
+      create_and_write(it.path, t.get(), t.get(), dims, p.bytes.data(), split);
+    } else {
+      const void* data = e.type == Type::f64 ? static_cast<const void*>(it.f64.data()) : it.i64.data();
+      create_and_write(it.path, file_type(e.type), mem_type(e.type), dims, data, split);
+    }
   }
 
   // Creation and the collective write are separate phases: a rank whose creation failed
   // must not leave the others inside the collective write.
-  void dataset(const std::string& name, hid_t ftype, hid_t mtype, const std::vector<hsize_t>& dims,
-               const void* buf, Split split) {
+  void create_and_write(const std::string& name, hid_t ftype, hid_t mtype, const std::vector<hsize_t>& dims,
+                        const void* buf, Split split) {
     h5::Dataset ds;
     phase(c_, ctx_, [&] {
       h5::Dataspace space(ctx_.id(dims.empty() ? H5Screate(H5S_SCALAR)
@@ -571,7 +463,7 @@ class Writer {
 
   const Comm& c_;
   const Ctx& ctx_;
-  const RunOutput& out_;
+  const std::vector<Planned>& plan_;
   h5::File file_;
 };
 
@@ -608,210 +500,251 @@ std::string decode(const char* p, size_t size, H5T_str_t pad) {
   return s;
 }
 
-template <typename T>
-struct Array {
-  std::vector<hsize_t> dims;
-  std::vector<T> data;
-};
-
-template <typename T>
-Array<T> read_array(hid_t file, const Ctx& ctx, const std::string& name) {
-  if (!exists(file, name)) ctx.fail("missing " + name);
-  h5::Dataset ds(ctx.id(H5Dopen2(file, name.c_str(), H5P_DEFAULT), "cannot open " + name));
-  h5::Datatype type(ctx.id(H5Dget_type(ds.get()), "cannot get the type of " + name));
-  const bool is_double = std::is_same<T, double>::value;
-  if (H5Tget_class(type.get()) != (is_double ? H5T_FLOAT : H5T_INTEGER)) {
-    ctx.fail(name + " is not " + (is_double ? "a float" : "an integer") + " dataset");
-  }
-  h5::Dataspace space(ctx.id(H5Dget_space(ds.get()), "cannot get the dataspace of " + name));
-  const int ndims = H5Sget_simple_extent_ndims(space.get());
-  if (ndims < 0) ctx.fail_hdf5("cannot get the shape of " + name);
-  Array<T> a;
-  a.dims.resize(static_cast<size_t>(ndims));
-  ctx.ok(H5Sget_simple_extent_dims(space.get(), a.dims.data(), nullptr),
-         "cannot get the shape of " + name);
-  const hssize_t npoints = H5Sget_simple_extent_npoints(space.get());
-  if (npoints < 0) ctx.fail_hdf5("cannot get the size of " + name);
-  a.data.resize(static_cast<size_t>(npoints));
-  if (npoints > 0) {
-    ctx.ok(H5Dread(ds.get(), is_double ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
-                   H5P_DEFAULT, a.data.data()),
-           "cannot read " + name);
-  }
-  return a;
+H5T_class_t class_of(Type t) {
+  return t == Type::f64 ? H5T_FLOAT : t == Type::i64 ? H5T_INTEGER : H5T_STRING;
 }
 
-std::string shape(const std::vector<hsize_t>& dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
-  return s + "]";
-}
+const char* kind_of(Type t) { return t == Type::f64 ? "a float" : t == Type::i64 ? "an integer" : "a string"; }
 
-template <typename T>
-std::vector<T> read_shaped(hid_t file, const Ctx& ctx, const std::string& name,
-                           const std::vector<hsize_t>& dims) {
-  Array<T> a = read_array<T>(file, ctx, name);
-  if (a.dims != dims) ctx.fail(name + " has shape " + shape(a.dims) + ", expected " + shape(dims));
-  return std::move(a.data);
-}
-
-template <typename T>
-std::vector<T> read_vector(hid_t file, const Ctx& ctx, const std::string& name) {
-  Array<T> a = read_array<T>(file, ctx, name);
-  if (a.dims.size() != 1) ctx.fail(name + " has shape " + shape(a.dims) + ", expected 1-D");
-  return std::move(a.data);
-}
-
-template <typename T>
-T read_scalar(hid_t file, const Ctx& ctx, const std::string& name) {
-  Array<T> a = read_array<T>(file, ctx, name);
-  if (a.data.size() != 1) ctx.fail(name + " has shape " + shape(a.dims) + ", expected a scalar");
-  return a.data[0];
-}
-
-template <typename T>
-Matrix<T> read_matrix(hid_t file, const Ctx& ctx, const std::string& name, size_t n) {
-  Matrix<T> m;
-  m.rows = m.cols = static_cast<int64_t>(n);
-  m.data = read_shaped<T>(file, ctx, name, {n, n});
-  return m;
-}
-
-// 1-D string dataset, fixed-length (what write_output writes) or variable-length (h5py's
-// default, should anyone edit a file by hand).
-std::vector<std::string> read_strings(hid_t file, const Ctx& ctx, const std::string& name) {
-  if (!exists(file, name)) ctx.fail("missing " + name);
-  h5::Dataset ds(ctx.id(H5Dopen2(file, name.c_str(), H5P_DEFAULT), "cannot open " + name));
-  h5::Datatype type(ctx.id(H5Dget_type(ds.get()), "cannot get the type of " + name));
-  if (H5Tget_class(type.get()) != H5T_STRING) ctx.fail(name + " is not a string dataset");
-  h5::Dataspace space(ctx.id(H5Dget_space(ds.get()), "cannot get the dataspace of " + name));
-  if (H5Sget_simple_extent_ndims(space.get()) != 1) ctx.fail(name + " is not 1-D");
-  hsize_t n = 0;
-  ctx.ok(H5Sget_simple_extent_dims(space.get(), &n, nullptr), "cannot get the shape of " + name);
-  std::vector<std::string> out(n);
-  if (n == 0) return out;
-  if (H5Tis_variable_str(type.get()) > 0) {
-    h5::Datatype mt(ctx.id(H5Tcopy(H5T_C_S1), "cannot create a string type"));
-    ctx.ok(H5Tset_size(mt.get(), H5T_VARIABLE), "cannot create a string type");
-    std::vector<char*> p(n, nullptr);
-    ctx.ok(H5Dread(ds.get(), mt.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()), "cannot read " + name);
-    for (size_t i = 0; i < n; ++i) out[i] = p[i] ? p[i] : "";
-    H5Dvlen_reclaim(mt.get(), space.get(), H5P_DEFAULT, p.data());
-  } else {
-    const size_t width = H5Tget_size(type.get());
-    if (width == 0) ctx.fail_hdf5("cannot get the string width of " + name);
-    const H5T_str_t pad = H5Tget_strpad(type.get());
-    std::vector<char> bytes(n * width);
-    ctx.ok(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()),
-           "cannot read " + name);
-    for (size_t i = 0; i < n; ++i) out[i] = decode(&bytes[i * width], width, pad);
-  }
-  return out;
-}
-
-// Root attributes, sorted into the three kinds by HDF5 type class; other kinds and
-// non-scalar attributes are not part of the contract and are skipped.
-void read_attributes(hid_t file, const Ctx& ctx, RunOutput& out) {
-  std::vector<std::string> names;
-  auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
-    try {
-      static_cast<std::vector<std::string>*>(data)->emplace_back(name);
-      return 0;
-    } catch (...) {
-      return -1;
+// Objects below a group, by full path, with whether each is a dataset.
+std::vector<std::pair<std::string, bool>> objects_below(hid_t file, const Ctx& ctx, const std::string& root) {
+  std::vector<std::pair<std::string, bool>> found;
+  auto visit = [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+    if (std::string(name) != ".") {
+      static_cast<std::vector<std::pair<std::string, bool>>*>(data)->emplace_back(
+          name, info->type == H5O_TYPE_DATASET);
     }
+    return 0;
   };
-  hsize_t idx = 0;
-  ctx.ok(H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names),
-         "cannot list the root attributes");
-  for (const auto& name : names) {
-    const std::string what = "attribute '" + name + "'";
-    h5::Attribute a(ctx.id(H5Aopen(file, name.c_str(), H5P_DEFAULT), "cannot open " + what));
-    h5::Datatype type(ctx.id(H5Aget_type(a.get()), "cannot get the type of " + what));
-    h5::Dataspace space(ctx.id(H5Aget_space(a.get()), "cannot get the dataspace of " + what));
-    if (H5Sget_simple_extent_npoints(space.get()) != 1) continue;
-    switch (H5Tget_class(type.get())) {
-      case H5T_STRING:
-        if (H5Tis_variable_str(type.get()) > 0) {
-          h5::Datatype mt(ctx.id(H5Tcopy(H5T_C_S1), "cannot create a string type"));
-          ctx.ok(H5Tset_size(mt.get(), H5T_VARIABLE), "cannot create a string type");
-          char* p = nullptr;
-          ctx.ok(H5Aread(a.get(), mt.get(), &p), "cannot read " + what);
-          out.attrs_str[name] = p ? p : "";
-          H5Dvlen_reclaim(mt.get(), space.get(), H5P_DEFAULT, &p);
-        } else {
-          const size_t width = H5Tget_size(type.get());
-          if (width == 0) ctx.fail_hdf5("cannot get the string width of " + what);
-          std::vector<char> bytes(width);
-          ctx.ok(H5Aread(a.get(), type.get(), bytes.data()), "cannot read " + what);
-          out.attrs_str[name] = decode(bytes.data(), width, H5Tget_strpad(type.get()));
-        }
-        break;
-      case H5T_FLOAT: {
-        double v = 0;
-        ctx.ok(H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v), "cannot read " + what);
-        out.attrs_f64[name] = v;
-        break;
-      }
-      case H5T_INTEGER: {
-        int64_t v = 0;
-        ctx.ok(H5Aread(a.get(), H5T_NATIVE_INT64, &v), "cannot read " + what);
-        out.attrs_i64[name] = v;
-        break;
-      }
-      default:
-        break;
+  h5::Group g(ctx.id(H5Gopen2(file, root.c_str(), H5P_DEFAULT), "cannot open " + root));
+  ctx.ok(H5Ovisit(g.get(), H5_INDEX_NAME, H5_ITER_NATIVE, visit, &found), "cannot list " + root);
+  for (auto& object : found) object.first = root + "/" + object.first;
+  return found;
+}
+
+// Reads the file entry by entry, checking each dataset's type and shape against the table.
+class Reader {
+ public:
+  Reader(hid_t file, const Ctx& ctx) : f_(file), ctx_(ctx) {}
+
+  RunOutput run() {
+    for (const Entry& e : io::schema()) {
+      if (e.shape == Shape::attribute) attributes(e);
+      else if (has(e.path, "<key>")) keyed(e);
+      else if (has(e.path, "<task>")) per_task(e);
+      else if (e.shape != Shape::group) fixed(e);
+    }
+    return std::move(out_);
+  }
+
+ private:
+  void fixed(const Entry& e) {
+    const bool present = exists(f_, e.path);
+    if (e.need.kind == Need::required && !present) ctx_.fail("not a taskreach result (no " + e.path + ")");
+    if (e.need.kind == Need::optional && !present) return;
+    if (e.need.kind == Need::follows && !exists(f_, e.need.leader)) return;
+    dataset(e, e.path, 0);
+  }
+
+  // All the tasks' groups or none of them.
+  void per_task(const Entry& e) {
+    const std::vector<std::string>& names = out_.task_names;
+    const std::string parent = e.path.substr(0, e.path.find("/<task>"));
+    size_t groups = 0;
+    for (const auto& name : names) groups += valid_link_name(name) && exists(f_, parent + "/" + name);
+    if (groups == 0) return;
+    if (groups != names.size()) {
+      ctx_.fail(parent + " has groups for " + std::to_string(groups) + " of " + std::to_string(names.size()) +
+                " tasks");
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string path = for_task(e.path, names[i]);
+      if (e.need.kind == Need::optional && !exists(f_, path)) continue;
+      if (e.need.kind == Need::follows && !exists(f_, for_task(e.need.leader, names[i]))) continue;
+      dataset(e, path, i);
     }
   }
-}
 
-// ---------------------------------------------------------------------------------------
-// Formatting
-
-// Terminal columns of a UTF-8 string (one per code point; enough for names and "±").
-size_t columns(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
-  return n;
-}
-
-std::string clip(const std::string& s, size_t width) {
-  if (columns(s) <= width) return s;
-  std::string out;
-  size_t cols = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const auto ch = static_cast<unsigned char>(s[i]);
-    if ((ch & 0xC0) != 0x80 && ++cols == width) break;
-    out += s[i];
+  // Every dataset of the entry's type below its groups.
+  void keyed(const Entry& e) {
+    for (const std::string& root : e.under) {
+      if (!exists(f_, root)) continue;
+      for (const auto& [path, is_dataset] : objects_below(f_, ctx_, root)) {
+        if (!is_dataset) continue;
+        h5::Dataset d(ctx_.id(H5Dopen2(f_, path.c_str(), H5P_DEFAULT), "cannot open " + path));
+        h5::Datatype t(ctx_.id(H5Dget_type(d.get()), "cannot read the type of " + path));
+        if (H5Tget_class(t.get()) == class_of(e.type)) dataset(e, path, 0);
+      }
+    }
   }
-  return out + "…";
-}
 
-std::string pad(const std::string& s, size_t width, bool right = false) {
-  const size_t cols = columns(s);
-  const std::string fill(width > cols ? width - cols : 0, ' ');
-  return right ? fill + s : s + fill;
-}
-
-std::string num(double v, int digits) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-  return buf;
-}
-
-std::string attribute_text(const RunOutput& out, const std::string& key, bool* found) {
-  *found = true;
-  if (auto it = out.attrs_str.find(key); it != out.attrs_str.end()) {
-    const std::string& s = it->second;
-    return s.substr(0, s.find('\n'));
+  // The scalar attributes of the entry's type: of the root ("/@<key>"), or of the groups
+  // below the entry's groups, these included ("<key>@<name>").
+  void attributes(const Entry& e) {
+    std::vector<std::string> objects;
+    if (e.under.empty()) objects.push_back(e.path.substr(0, e.path.find('@')));
+    for (const std::string& root : e.under) {
+      if (!exists(f_, root)) continue;
+      objects.push_back(root);
+      for (const auto& [path, is_dataset] : objects_below(f_, ctx_, root))
+        if (!is_dataset) objects.push_back(path);
+    }
+    for (const std::string& object : objects) {
+      h5::Group g(ctx_.id(H5Gopen2(f_, object.c_str(), H5P_DEFAULT), "cannot open " + object));
+      for (const std::string& name : attribute_names(g.get(), object)) {
+        Item it;
+        if (attribute(g.get(), name, object, e.type, it)) e.put(out_, it);
+      }
+    }
   }
-  if (auto it = out.attrs_i64.find(key); it != out.attrs_i64.end()) return std::to_string(it->second);
-  if (auto it = out.attrs_f64.find(key); it != out.attrs_f64.end()) return num(it->second, 6);
-  *found = false;
-  return {};
-}
 
-constexpr size_t kNameWidth = 20;
+  std::vector<std::string> attribute_names(hid_t object, const std::string& path) {
+    std::vector<std::string> names;
+    auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+      try {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+      } catch (...) {
+        return -1;
+      }
+    };
+    hsize_t idx = 0;
+    ctx_.ok(H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names),
+            path == "/" ? std::string("cannot list the root attributes") : "cannot list the attributes of " + path);
+    return names;
+  }
+
+  // Reads attribute `name` into `it` if it is a scalar of `type`; others are not part of the
+  // contract and are skipped.
+  bool attribute(hid_t object, const std::string& name, const std::string& path, Type type, Item& it) {
+    const std::string what = "attribute '" + name + "'" + (path == "/" ? "" : " of " + path);
+    h5::Attribute a(ctx_.id(H5Aopen(object, name.c_str(), H5P_DEFAULT), "cannot open " + what));
+    h5::Datatype t(ctx_.id(H5Aget_type(a.get()), "cannot get the type of " + what));
+    h5::Dataspace space(ctx_.id(H5Aget_space(a.get()), "cannot get the dataspace of " + what));
+    if (H5Sget_simple_extent_npoints(space.get()) != 1 || H5Tget_class(t.get()) != class_of(type)) return false;
+    it.path = path;
+    it.attribute = name;
+    if (type == Type::f64) {
+      it.f64.resize(1);
+      ctx_.ok(H5Aread(a.get(), H5T_NATIVE_DOUBLE, it.f64.data()), "cannot read " + what);
+    } else if (type == Type::i64) {
+      it.i64.resize(1);
+      ctx_.ok(H5Aread(a.get(), H5T_NATIVE_INT64, it.i64.data()), "cannot read " + what);
+    } else if (H5Tis_variable_str(t.get()) > 0) {
+      h5::Datatype mt(ctx_.id(H5Tcopy(H5T_C_S1), "cannot create a string type"));
+      ctx_.ok(H5Tset_size(mt.get(), H5T_VARIABLE), "cannot create a string type");
+      char* p = nullptr;
+      ctx_.ok(H5Aread(a.get(), mt.get(), &p), "cannot read " + what);
+      it.str = {p ? p : ""};
+      H5Dvlen_reclaim(mt.get(), space.get(), H5P_DEFAULT, &p);
+    } else {
+      const size_t width = H5Tget_size(t.get());
+      if (width == 0) ctx_.fail_hdf5("cannot get the string width of " + what);
+      std::vector<char> bytes(width);
+      ctx_.ok(H5Aread(a.get(), t.get(), bytes.data()), "cannot read " + what);
+      it.str = {decode(bytes.data(), width, H5Tget_strpad(t.get()))};
+    }
+    return true;
+  }
+
+  // Reads the dataset at `path`, checks it against the entry and stores it in the output.
+  void dataset(const Entry& e, const std::string& path, size_t task) {
+    if (!exists(f_, path)) ctx_.fail("missing " + path);
+    h5::Dataset ds(ctx_.id(H5Dopen2(f_, path.c_str(), H5P_DEFAULT), "cannot open " + path));
+    h5::Datatype type(ctx_.id(H5Dget_type(ds.get()), "cannot get the type of " + path));
+    if (H5Tget_class(type.get()) != class_of(e.type)) ctx_.fail(path + " is not " + kind_of(e.type) + " dataset");
+    h5::Dataspace space(ctx_.id(H5Dget_space(ds.get()), "cannot get the dataspace of " + path));
+    const int ndims = H5Sget_simple_extent_ndims(space.get());
+    if (ndims < 0) ctx_.fail_hdf5("cannot get the shape of " + path);
+    std::vector<hsize_t> dims(static_cast<size_t>(ndims));
+    ctx_.ok(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "cannot get the shape of " + path);
+    const hssize_t npoints = H5Sget_simple_extent_npoints(space.get());
+    if (npoints < 0) ctx_.fail_hdf5("cannot get the size of " + path);
+    const auto n = static_cast<size_t>(npoints);
+
+    Item it;
+    it.path = path;
+    it.task = task;
+    it.dims.assign(dims.begin(), dims.end());
+    check_shape(e, it, n);
+    if (e.type == Type::str) {
+      it.str = strings(ds.get(), type.get(), space.get(), n, path);
+    } else if (e.type == Type::f64) {
+      it.f64.resize(n);
+      if (n > 0) read(ds.get(), H5T_NATIVE_DOUBLE, it.f64.data(), path);
+    } else {
+      it.i64.resize(n);
+      if (n > 0) read(ds.get(), H5T_NATIVE_INT64, it.i64.data(), path);
+    }
+    e.put(out_, it);
+  }
+
+  void read(hid_t ds, hid_t mtype, void* buf, const std::string& path) {
+    ctx_.ok(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf), "cannot read " + path);
+  }
+
+  // The first [N] dataset (/tasks/name) sets N, the first [J] one sets J.
+  void check_shape(const Entry& e, const Item& it, size_t values) {
+    auto wrong = [&](const std::string& expected) {
+      ctx_.fail(it.path + " has shape " + shape_text(it.dims) + ", expected " + expected);
+    };
+    std::vector<uint64_t> want;
+    switch (e.shape) {
+      case Shape::scalar:
+        if (values != 1) wrong("a scalar");
+        return;
+      case Shape::list:
+        if (it.dims.size() != 1) wrong("1-D");
+        return;
+      case Shape::rows3:
+        if (it.dims.size() != 2 || it.dims[1] != 3) wrong("[k,3]");
+        return;
+      case Shape::tasks:
+      case Shape::jobs: {
+        std::optional<uint64_t>& length = e.shape == Shape::tasks ? tasks_ : jobs_;
+        if (it.dims.size() != 1) wrong("1-D");
+        if (!length) length = it.dims[0];
+        want = {*length};
+        break;
+      }
+      case Shape::pairs:
+        want = {tasks_.value_or(0), tasks_.value_or(0)};
+        break;
+      case Shape::attribute:
+      case Shape::group:
+        return;
+    }
+    if (it.dims != want) wrong(shape_text(want));
+  }
+
+  // A string dataset, fixed-length (what write_output writes) or variable-length (h5py's
+  // default, should anyone edit a file by hand).
+  std::vector<std::string> strings(hid_t ds, hid_t type, hid_t space, size_t n, const std::string& path) {
+    std::vector<std::string> out(n);
+    if (n == 0) return out;
+    if (H5Tis_variable_str(type) > 0) {
+      h5::Datatype mt(ctx_.id(H5Tcopy(H5T_C_S1), "cannot create a string type"));
+      ctx_.ok(H5Tset_size(mt.get(), H5T_VARIABLE), "cannot create a string type");
+      std::vector<char*> p(n, nullptr);
+      read(ds, mt.get(), p.data(), path);
+      for (size_t i = 0; i < n; ++i) out[i] = p[i] ? p[i] : "";
+      H5Dvlen_reclaim(mt.get(), space, H5P_DEFAULT, p.data());
+    } else {
+      const size_t width = H5Tget_size(type);
+      if (width == 0) ctx_.fail_hdf5("cannot get the string width of " + path);
+      const H5T_str_t pad = H5Tget_strpad(type);
+      std::vector<char> bytes(n * width);
+      read(ds, type, bytes.data(), path);
+      for (size_t i = 0; i < n; ++i) out[i] = decode(&bytes[i * width], width, pad);
+    }
+    return out;
+  }
+
+  hid_t f_;
+  const Ctx& ctx_;
+  RunOutput out_;
+  std::optional<uint64_t> tasks_, jobs_;
+};
 
 }  // namespace
 
@@ -821,11 +754,15 @@ void write_output(MPI_Comm comm, const std::string& path, const RunOutput& out) 
   h5::QuietErrors quiet;
   const Comm c(comm);
   const Ctx ctx{path};
-  phase(c, ctx, [&] { validate(ctx, out); });
+  std::vector<Planned> layout;
+  phase(c, ctx, [&] {
+    layout = plan(out);
+    validate(ctx, layout, out);
+  });
   const std::string tmp =
       broadcast(c, c.rank == 0 ? path + ".tmp-" + std::to_string(::getpid()) : std::string(), 0);
   try {
-    Writer(c, ctx, out).run(tmp);
+    Writer(c, ctx, layout).run(tmp);
   } catch (const IoError&) {
     MPI_Barrier(comm);  // every rank has closed the file before it goes
     if (c.rank == 0) remove_temporary(tmp);
@@ -852,270 +789,9 @@ RunOutput read_output(const std::string& path) {
   // Reading needs no lock; do not fail on file systems without flock (Lustre, NFS).
   ctx.ok(H5Pset_file_locking(fapl.get(), true, true), "cannot set file locking");
   h5::File file(ctx.id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), "cannot open file"));
-  const hid_t f = file.get();
-  for (const char* required : {"/tasks/name", "/reachability/R"}) {
-    if (!exists(f, required)) ctx.fail(std::string("not a taskreach result (no ") + required + ")");
-  }
-
-  RunOutput out;
-  read_attributes(f, ctx, out);
-  out.task_names = read_strings(f, ctx, "/tasks/name");
-  const size_t n = out.task_names.size();
-  out.num_samples = read_shaped<int64_t>(f, ctx, "/tasks/num_samples", {n});
-  out.num_classes = read_shaped<int64_t>(f, ctx, "/tasks/num_classes", {n});
-
-  out.C = read_shaped<double>(f, ctx, "/complexity/C", {n});
-  out.loss = read_shaped<double>(f, ctx, "/complexity/loss", {n});
-  out.weight_norm2 = read_shaped<double>(f, ctx, "/complexity/weight_norm2", {n});
-  out.logdet = read_shaped<double>(f, ctx, "/complexity/logdet", {n});
-  out.logdet_stderr = read_shaped<double>(f, ctx, "/complexity/logdet_stderr", {n});
-  out.grad_norm = read_shaped<double>(f, ctx, "/complexity/grad_norm", {n});
-
-  out.unions_C = read_matrix<double>(f, ctx, "/unions/C", n);
-  out.unions_conflicts = read_matrix<int64_t>(f, ctx, "/unions/conflicts", n);
-  out.R = read_matrix<double>(f, ctx, "/reachability/R", n);
-  out.R_per_sample = read_matrix<double>(f, ctx, "/reachability/R_per_sample", n);
-  out.stderr_total = read_matrix<double>(f, ctx, "/reachability/stderr", n);
-  out.stderr_probe = read_matrix<double>(f, ctx, "/reachability/stderr_probe", n);
-  out.stderr_seed = read_matrix<double>(f, ctx, "/reachability/stderr_seed", n);
-  for (auto& [name, v] : optional_vectors(out))
-    if (n > 0 && exists(f, name)) *v = read_shaped<double>(f, ctx, name, {n});
-  if (n > 0 && exists(f, "/reachability/stderr_probe_unpaired"))
-    out.stderr_probe_unpaired = read_matrix<double>(f, ctx, "/reachability/stderr_probe_unpaired", n);
-  if (n > 0 && exists(f, "/finetune/threshold")) {
-    out.finetune_steps = read_matrix<int64_t>(f, ctx, "/finetune/steps", n);
-    out.finetune_samples = read_matrix<int64_t>(f, ctx, "/finetune/samples", n);
-    out.finetune_threshold = read_shaped<double>(f, ctx, "/finetune/threshold", {n});
-  }
-  if (exists(f, "/analysis")) {
-    // Every scalar dataset below /analysis, by its path relative to it.
-    std::vector<std::string> names;
-    auto visit = [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
-      if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(data)->push_back(name);
-      return 0;
-    };
-    h5::Group g(ctx.id(H5Gopen2(f, "/analysis", H5P_DEFAULT), "cannot open /analysis"));
-    ctx.ok(H5Ovisit(g.get(), H5_INDEX_NAME, H5_ITER_NATIVE, visit, &names), "cannot list /analysis");
-    for (const auto& name : names) {
-      const std::string path = "/analysis/" + name;
-      h5::Dataset d(ctx.id(H5Dopen2(f, path.c_str(), H5P_DEFAULT), "cannot open " + path));
-      h5::Datatype t(ctx.id(H5Dget_type(d.get()), "cannot read the type of " + path));
-      if (H5Tget_class(t.get()) == H5T_INTEGER)
-        out.analysis_i64[name] = read_scalar<int64_t>(f, ctx, path);
-      else
-        out.analysis[name] = read_scalar<double>(f, ctx, path);
-    }
-  }
-  for (const char* root : {"/convergence", "/potential", "/critical_period"}) {
-    if (!exists(f, root)) continue;
-    // Every dataset (1-D float or string) and group attribute below the experiment's group.
-    std::vector<std::pair<std::string, bool>> objects{{"", false}};  // (path below root, is a dataset)
-    auto visit = [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
-      if (std::string(name) != ".")
-        static_cast<std::vector<std::pair<std::string, bool>>*>(data)->emplace_back(std::string("/") + name,
-                                                                                  info->type == H5O_TYPE_DATASET);
-      return 0;
-    };
-    h5::Group g(ctx.id(H5Gopen2(f, root, H5P_DEFAULT), std::string("cannot open ") + root));
-    ctx.ok(H5Ovisit(g.get(), H5_INDEX_NAME, H5_ITER_NATIVE, visit, &objects), std::string("cannot list ") + root);
-    for (const auto& [rel, is_dataset] : objects) {
-      const std::string path = root + rel;
-      if (is_dataset) {
-        h5::Dataset d(ctx.id(H5Dopen2(f, path.c_str(), H5P_DEFAULT), "cannot open " + path));
-        h5::Datatype t(ctx.id(H5Dget_type(d.get()), "cannot read the type of " + path));
-        if (H5Tget_class(t.get()) == H5T_STRING) out.extra_strings[path] = read_strings(f, ctx, path);
-        else out.extra[path] = read_array<double>(f, ctx, path).data;
-      } else {
-        h5::Group sub(ctx.id(H5Gopen2(f, path.c_str(), H5P_DEFAULT), "cannot open " + path));
-        RunOutput attrs;
-        read_attributes(sub.get(), ctx, attrs);
-        if (!attrs.attrs_str.empty()) out.extra_attrs[path] = attrs.attrs_str;
-      }
-    }
-  }
-  if (n > 0 && exists(f, "/training")) {
-    for (const auto& name : out.task_names) {
-      const std::string g = "/training/" + name;
-      TrainingRecord t;
-      t.curve = read_array<double>(f, ctx, g + "/curve").data;
-      t.convergence_step = read_scalar<int64_t>(f, ctx, g + "/convergence_step");
-      t.test_accuracy = read_scalar<double>(f, ctx, g + "/test_accuracy");
-      out.training.push_back(std::move(t));
-    }
-  }
-
-  size_t groups = 0;
-  for (const auto& name : out.task_names) {
-    groups += valid_link_name(name) && exists(f, "/spectra/" + name);
-  }
-  if (groups == n && n > 0) {
-    for (const auto& name : out.task_names) {
-      const std::string g = "/spectra/" + name;
-      SpectrumRecord s;
-      s.eigenvalues = read_vector<double>(f, ctx, g + "/eigenvalues");
-      s.residuals = read_vector<double>(f, ctx, g + "/residuals");
-      s.hvp_count = read_scalar<int64_t>(f, ctx, g + "/hvp_count");
-      s.seconds = read_scalar<double>(f, ctx, g + "/seconds");
-      if (exists(f, g + "/esd_nodes")) {
-        s.esd_nodes = read_vector<double>(f, ctx, g + "/esd_nodes");
-        s.esd_weights = read_vector<double>(f, ctx, g + "/esd_weights");
-      }
-      out.spectra.push_back(std::move(s));
-    }
-  } else if (groups != 0) {
-    ctx.fail("/spectra has groups for " + std::to_string(groups) + " of " + std::to_string(n) +
-             " tasks");
-  }
-
-  const std::vector<std::string> names = read_strings(f, ctx, "/jobs/name");
-  const std::vector<std::string> status = read_strings(f, ctx, "/jobs/status");
-  const std::vector<std::string> record = read_strings(f, ctx, "/jobs/record");
-  const size_t jobs = names.size();
-  const std::vector<double> seconds = read_shaped<double>(f, ctx, "/jobs/seconds", {jobs});
-  if (status.size() != jobs || record.size() != jobs) {
-    ctx.fail("/jobs/name, /jobs/status and /jobs/record differ in length");
-  }
-  for (size_t i = 0; i < jobs; ++i) out.jobs.push_back({names[i], status[i], seconds[i], record[i]});
-
+  RunOutput out = Reader(file.get(), ctx).run();
   ctx.ok(file.close(), "cannot close file");
   return out;
-}
-
-std::string format_info(const RunOutput& out) {
-  std::ostringstream os;
-  const size_t n = out.task_names.size();
-  std::vector<std::string> names;
-  size_t name_width = 4;
-  for (const auto& t : out.task_names) {
-    names.push_back(clip(t, kNameWidth));
-    name_width = std::max(name_width, columns(names.back()));
-  }
-  auto at = [](const auto& v, size_t i) { return i < v.size() ? v[i] : typename std::decay_t<decltype(v)>::value_type{}; };
-  auto cell = [](const auto& m, size_t i, size_t j, bool* ok) {
-    *ok = m.rows > static_cast<int64_t>(i) && m.cols > static_cast<int64_t>(j) &&
-          m.data.size() == static_cast<size_t>(m.rows * m.cols);
-    return *ok ? m(static_cast<int64_t>(i), static_cast<int64_t>(j)) : 0.0;
-  };
-
-  os << "taskreach result\n";
-  for (const char* key : {"version", "created", "mpi_ranks", "ranks_per_task", "beta", "lambda2",
-                          "logdet_scale", "curvature", "seeds"}) {
-    bool found = false;
-    const std::string text = attribute_text(out, key, &found);
-    if (found) os << "  " << pad(key, 16) << text << "\n";
-  }
-
-  if (n == 0) {  // an experiment without a task matrix: its fits follow
-    bool found = false;
-    os << "\nexperiment " << attribute_text(out, "experiment", &found) << "\n";
-  } else {
-    os << "\ntasks (" << n << ")\n";
-    os << "  " << pad("#", 4) << pad("task", name_width + 2) << pad("n", 10, true) << pad("classes", 9, true)
-       << "   C ± stderr (nats)\n";
-    for (size_t i = 0; i < n; ++i) {
-      os << "  " << pad(std::to_string(i), 4) << pad(names[i], name_width + 2)
-         << pad(std::to_string(at(out.num_samples, i)), 10, true)
-         << pad(std::to_string(at(out.num_classes, i)), 9, true) << "   "
-         << num(at(out.C, i), 6) << " ± " << num(at(out.logdet_stderr, i), 2) << "\n";
-    }
-
-    // Cells first, then each column as wide as its widest entry.
-    std::vector<std::vector<std::string>> cells(n, std::vector<std::string>(n));
-    std::vector<size_t> width(n);
-    for (size_t j = 0; j < n; ++j) width[j] = columns(names[j]);
-    for (size_t i = 0; i < n; ++i) {
-      for (size_t j = 0; j < n; ++j) {
-        bool ok = false, have_err = false;
-        const double r = cell(out.R, i, j, &ok);
-        const double e = cell(out.stderr_total, i, j, &have_err);
-        cells[i][j] = !ok ? "-" : have_err ? num(r, 4) + " ± " + num(e, 2) : num(r, 4);
-        width[j] = std::max(width[j], columns(cells[i][j]));
-      }
-    }
-    const std::string corner = "target \\ source";
-    const size_t row_width = std::max(name_width, columns(corner));
-    os << "\nR(i|j): row i = target, column j = source, nats\n";
-    os << "  " << pad(corner, row_width);
-    for (size_t j = 0; j < n; ++j) os << "  " << pad(names[j], width[j], true);
-    os << "\n";
-    for (size_t i = 0; i < n; ++i) {
-      os << "  " << pad(names[i], row_width);
-      for (size_t j = 0; j < n; ++j) os << "  " << pad(cells[i][j], width[j], true);
-      os << "\n";
-    }
-
-    if (out.finetune_threshold.size() == n && out.finetune_steps.data.size() == n * n && n > 0) {
-      os << "\nT(i|j): SGD steps fine-tuning from source j until task i's loss <= theta_i "
-            "(diagonal: from scratch; - : not reached)\n";
-      os << "  " << pad(corner, row_width);
-      std::vector<size_t> tw(n);
-      for (size_t j = 0; j < n; ++j) {
-        tw[j] = std::max<size_t>(columns(names[j]), 8);
-        os << "  " << pad(names[j], tw[j], true);
-      }
-      os << "  " << pad("theta_i", 8, true) << "\n";
-      for (size_t i = 0; i < n; ++i) {
-        os << "  " << pad(names[i], row_width);
-        for (size_t j = 0; j < n; ++j) {
-          const int64_t t = out.finetune_steps(int64_t(i), int64_t(j));
-          os << "  " << pad(t < 0 ? std::string("-") : std::to_string(t), tw[j], true);
-        }
-        std::ostringstream th;
-        th << std::setprecision(3) << out.finetune_threshold[i];
-        os << "  " << pad(th.str(), 8, true) << "\n";
-      }
-    }
-  }  // n > 0
-
-  if (out.analysis.count("spearman_R_T")) {
-    auto v = [&](const std::string& k) {
-      std::ostringstream o;
-      auto it = out.analysis.find(k);
-      o << std::setprecision(3) << (it == out.analysis.end() ? NAN : it->second);
-      return o.str();
-    };
-    const auto pairs = out.analysis_i64.count("pairs_used") ? out.analysis_i64.at("pairs_used") : 0;
-    os << "\ndoes R predict the fine-tune cost? (" << pairs << " resolved, reached pairs)\n"
-       << "  Spearman(R, T) " << v("spearman_R_T") << ", Pearson(R, log(1+T)) " << v("pearson_R_logT")
-       << ", within-target Kendall " << v("kendall_within_target") << "\n"
-       << "  baselines, Spearman with T: target's scratch cost " << v("baselines/scratch_cost/spearman_T")
-       << ", loss of i at w*_j " << v("baselines/loss_at_source/spearman_T") << ", C(D_i) "
-       << v("baselines/target_complexity/spearman_T") << "\n"
-       << "  partial Spearman(R, T | scratch cost) " << v("partial_spearman_R_T_given_scratch") << "\n";
-  }
-
-  // The experiments' fits: every group with a formula, its parameters ± errors and R².
-  bool fits_header = false;
-  for (const auto& [group, attrs] : out.extra_attrs) {
-    auto model = attrs.find("model");
-    auto p = out.extra.find(group + "/params"), e = out.extra.find(group + "/stderr"), r2 = out.extra.find(group + "/r2");
-    if (model == attrs.end() || p == out.extra.end()) continue;
-    if (!fits_header) os << "\nfits (least squares)\n";
-    fits_header = true;
-    std::vector<std::string> pn;
-    if (auto it = attrs.find("param_names"); it != attrs.end()) {
-      std::istringstream in(it->second);
-      for (std::string x; std::getline(in, x, ',');) pn.push_back(x);
-    }
-    os << "  " << group << ": " << model->second << "\n    ";
-    for (size_t k = 0; k < p->second.size(); ++k)
-      os << (k < pn.size() ? pn[k] : "p" + std::to_string(k)) << " = " << num(p->second[k], 4) << " ± "
-         << num(e != out.extra.end() && k < e->second.size() ? e->second[k] : NAN, 2) << "   ";
-    os << "R^2 = " << num(r2 != out.extra.end() && !r2->second.empty() ? r2->second[0] : NAN, 3) << "\n";
-  }
-
-  std::map<std::string, size_t> statuses;
-  for (const auto& j : out.jobs) ++statuses[j.status];
-  os << "\njobs: " << out.jobs.size();
-  if (!out.jobs.empty()) {
-    os << " (ok " << statuses["ok"];
-    for (const auto& [status, count] : statuses) {
-      if (status != "ok") os << ", " << status << " " << count;
-    }
-    os << ")";
-  }
-  os << "\n";
-  return os.str();
 }
 
 }  // namespace taskreach

@@ -1,7 +1,8 @@
-// The HDF5 output written collectively by every rank of MPI_COMM_WORLD: the row blocks
-// (an odd N splits unevenly) land where they belong, each transfer was collective (or
-// write_output throws), the temporary is gone, and a failure on one rank fails all ranks
-// with the same message instead of leaving them in a collective.
+// The HDF5 output written collectively by every rank of MPI_COMM_WORLD: every entry of the
+// schema table reads back exactly, the row blocks (an odd N splits unevenly) land where they
+// belong, each transfer was collective (or write_output throws), the temporary is gone, and
+// a failure on one rank fails all ranks with the same message instead of leaving them in a
+// collective.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../../src/io/schema.hpp"
 #include "taskreach/io.hpp"
 
 namespace fs = std::filesystem;
@@ -38,19 +40,24 @@ std::string bcast(std::string s) {
   return s;
 }
 
-// Every value distinct (and the same on every rank), so a misplaced row block shows.
+// Every member of the output filled, every value distinct (and the same on every rank), so
+// a misplaced row block, a swapped dataset or a skipped entry shows.
 RunOutput synthetic(size_t n) {
   double next = 0.3;
   auto value = [&] { return next = next * 1.013 + 0.71; };
+  int64_t count = 7;
+  auto integer = [&] { return count = (count * 7919 + 13) % 1000003; };
   RunOutput o;
-  o.attrs_str = {{"version", "0.1.0"}, {"config", "name = \"p\"\n[train]\nepochs = 3\n"}};
-  o.attrs_f64 = {{"beta", 0.5}};
-  o.attrs_i64 = {{"mpi_ranks", 2}};
+  o.attrs_str = {{"version", "0.1.0"}, {"config", "name = \"p\"\n[train]\nepochs = 3\n"}, {"empty", ""}};
+  o.attrs_f64 = {{"beta", 0.5}, {"lambda2", value()}};
+  o.attrs_i64 = {{"mpi_ranks", 2}, {"seeds", -integer()}};
   for (size_t i = 0; i < n; ++i) {
     o.task_names.push_back("task_" + std::string(i + 1, static_cast<char>('a' + i)));
-    o.num_samples.push_back(500 + 3 * static_cast<int64_t>(i));
+    o.num_samples.push_back(500 + integer());
     o.num_classes.push_back(10 - static_cast<int64_t>(i));
-    for (auto* v : {&o.C, &o.loss, &o.weight_norm2, &o.logdet, &o.logdet_stderr, &o.grad_norm}) {
+    for (auto* v : {&o.C, &o.loss, &o.weight_norm2, &o.logdet, &o.logdet_stderr, &o.grad_norm, &o.C_stderr,
+                    &o.C_laplace, &o.C_laplace_stderr, &o.C_paper, &o.C_paper_stderr, &o.trace, &o.trace_stderr,
+                    &o.finetune_threshold}) {
       v->push_back(value());
     }
     SpectrumRecord s;
@@ -58,71 +65,71 @@ RunOutput synthetic(size_t n) {
       s.eigenvalues.push_back(value());
       s.residuals.push_back(value());
     }
-    s.hvp_count = 10 * static_cast<int64_t>(i) + 1;
+    for (size_t k = 0; k < i + 2; ++k) {
+      s.esd_nodes.push_back(value());
+      s.esd_weights.push_back(value());
+    }
+    s.hvp_count = integer();
     s.seconds = value();
     o.spectra.push_back(s);
+    TrainingRecord t;
+    for (size_t k = 0; k < 3 * (i + 2); ++k) t.curve.push_back(value());
+    t.convergence_step = integer();
+    t.test_accuracy = value();
+    o.training.push_back(t);
   }
   const auto nn = static_cast<int64_t>(n);
-  for (auto* m : {&o.unions_C, &o.R, &o.R_per_sample, &o.stderr_total, &o.stderr_probe,
-                  &o.stderr_seed}) {
+  for (auto* m : {&o.unions_C, &o.R, &o.R_per_sample, &o.stderr_total, &o.stderr_probe, &o.stderr_seed,
+                  &o.stderr_probe_unpaired}) {
     *m = Matrix<double>(nn, nn, 0.0);
     for (double& x : m->data) x = value();
   }
-  o.unions_conflicts = Matrix<int64_t>(nn, nn, 0);
-  for (int64_t i = 0; i < nn; ++i) {
-    for (int64_t j = 0; j < nn; ++j) o.unions_conflicts(i, j) = 1000 * i + j;
+  for (auto* m : {&o.unions_conflicts, &o.finetune_steps, &o.finetune_samples}) {
+    *m = Matrix<int64_t>(nn, nn, 0);
+    for (int64_t& x : m->data) x = integer() - 500000;
   }
+  o.analysis = {{"spearman_R_T", value()}, {"baselines/scratch_cost/spearman_T", value()}};
+  o.analysis_i64 = {{"pairs_used", integer()}, {"baselines/scratch_cost/pairs", integer()}};
   for (size_t j = 0; j < n + 2; ++j) {
-    o.jobs.push_back({"job" + std::to_string(j), j % 3 ? "ok" : "diverged", value(), "seed=1"});
+    o.jobs.push_back({"job" + std::to_string(j), j % 3 ? "ok" : "diverged", value(),
+                      "seed=" + std::to_string(j) + std::string(j, '*')});
   }
+  o.extra = {{"/convergence/random_labels/steps", {value(), value(), value()}},
+             {"/convergence/fits/steps/params", {value(), value()}},
+             {"/potential/scan/C", {value()}},
+             {"/critical_period/deficit/steps", {value(), value()}}};
+  o.extra_strings = {{"/convergence/architecture/arch", {"mlp", "cnn-wide"}}, {"/potential/scan/names", {"γ"}}};
+  o.extra_attrs = {{"/convergence/fits/steps", {{"model", "exp(a + b n)"}, {"param_names", "a,b"}}},
+                   {"/critical_period/deficit", {{"unit", "steps"}}}};
   return o;
 }
 
-void expect_same(const std::vector<double>& a, const std::vector<double>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << what << "[" << i << "]";
+bool same_bits(double a, double b) {
+  uint64_t x = 0, y = 0;
+  std::memcpy(&x, &a, sizeof a);
+  std::memcpy(&y, &b, sizeof b);
+  return x == y;
 }
 
-template <typename T>
-void expect_same(const Matrix<T>& a, const Matrix<T>& b, const char* what) {
-  EXPECT_EQ(a.rows, b.rows) << what;
-  EXPECT_EQ(a.cols, b.cols) << what;
-  EXPECT_EQ(a.data, b.data) << what;
-}
+std::string where(const io::Item& it) { return it.path + (it.attribute.empty() ? "" : "@" + it.attribute); }
 
+// Every entry of the schema table, item by item: the same paths, shapes and values (doubles
+// bit for bit), so an entry added to the table is compared without a change here.
 void expect_same(const RunOutput& a, const RunOutput& b) {
-  EXPECT_EQ(a.attrs_str, b.attrs_str);
-  EXPECT_EQ(a.attrs_f64, b.attrs_f64);
-  EXPECT_EQ(a.attrs_i64, b.attrs_i64);
-  EXPECT_EQ(a.task_names, b.task_names);
-  EXPECT_EQ(a.num_samples, b.num_samples);
-  EXPECT_EQ(a.num_classes, b.num_classes);
-  expect_same(a.C, b.C, "C");
-  expect_same(a.loss, b.loss, "loss");
-  expect_same(a.weight_norm2, b.weight_norm2, "weight_norm2");
-  expect_same(a.logdet, b.logdet, "logdet");
-  expect_same(a.logdet_stderr, b.logdet_stderr, "logdet_stderr");
-  expect_same(a.grad_norm, b.grad_norm, "grad_norm");
-  expect_same(a.unions_C, b.unions_C, "unions_C");
-  expect_same(a.unions_conflicts, b.unions_conflicts, "unions_conflicts");
-  expect_same(a.R, b.R, "R");
-  expect_same(a.R_per_sample, b.R_per_sample, "R_per_sample");
-  expect_same(a.stderr_total, b.stderr_total, "stderr_total");
-  expect_same(a.stderr_probe, b.stderr_probe, "stderr_probe");
-  expect_same(a.stderr_seed, b.stderr_seed, "stderr_seed");
-  ASSERT_EQ(a.spectra.size(), b.spectra.size());
-  for (size_t i = 0; i < a.spectra.size(); ++i) {
-    expect_same(a.spectra[i].eigenvalues, b.spectra[i].eigenvalues, "eigenvalues");
-    expect_same(a.spectra[i].residuals, b.spectra[i].residuals, "residuals");
-    EXPECT_EQ(a.spectra[i].hvp_count, b.spectra[i].hvp_count);
-    EXPECT_EQ(a.spectra[i].seconds, b.spectra[i].seconds);
-  }
-  ASSERT_EQ(a.jobs.size(), b.jobs.size());
-  for (size_t i = 0; i < a.jobs.size(); ++i) {
-    EXPECT_EQ(a.jobs[i].name, b.jobs[i].name);
-    EXPECT_EQ(a.jobs[i].status, b.jobs[i].status);
-    EXPECT_EQ(a.jobs[i].seconds, b.jobs[i].seconds);
-    EXPECT_EQ(a.jobs[i].record, b.jobs[i].record);
+  for (const io::Entry& e : io::schema()) {
+    const std::vector<io::Item> x = io::contents(e, a), y = io::contents(e, b);
+    ASSERT_EQ(x.size(), y.size()) << e.path;
+    for (size_t k = 0; k < x.size(); ++k) {
+      const std::string what = e.path + " at " + where(x[k]);
+      EXPECT_EQ(where(x[k]), where(y[k])) << what;
+      EXPECT_EQ(x[k].task, y[k].task) << what;
+      EXPECT_EQ(x[k].dims, y[k].dims) << what;
+      EXPECT_EQ(x[k].i64, y[k].i64) << what;
+      EXPECT_EQ(x[k].str, y[k].str) << what;
+      ASSERT_EQ(x[k].f64.size(), y[k].f64.size()) << what;
+      for (size_t i = 0; i < x[k].f64.size(); ++i)
+        EXPECT_TRUE(same_bits(x[k].f64[i], y[k].f64[i])) << what << "[" << i << "]";
+    }
   }
 }
 
@@ -164,11 +171,13 @@ class H5ParallelTest : public ::testing::Test {
 void round_trip(const fs::path& dir, size_t n) {
   const std::string file = (dir / ("run" + std::to_string(n) + ".h5")).string();
   const RunOutput out = synthetic(n);
+  // Every entry of the table holds something, so every one is written and compared.
+  for (const io::Entry& e : io::schema()) ASSERT_FALSE(io::contents(e, out).empty()) << e.path << " is not tested";
   // Throws if any N×N transfer fell back to independent I/O.
   ASSERT_NO_THROW(write_output(MPI_COMM_WORLD, file, out));
   // write_output returns once the file is in place on every rank.
+  expect_same(out, read_output(file));
   if (rank_of(MPI_COMM_WORLD) == 0) {
-    expect_same(out, read_output(file));
     EXPECT_EQ(listing(dir), std::vector<std::string>{"run" + std::to_string(n) + ".h5"});
   }
   MPI_Barrier(MPI_COMM_WORLD);

@@ -1,5 +1,6 @@
-// The HDF5 contract on one rank: exact round trip, the on-disk types, atomic replacement,
-// one-line errors that name the file, and the info table.
+// The HDF5 contract on one rank: an exact round trip of every entry of the schema table, the
+// on-disk types and shapes the table declares (and nothing else in the file), atomic
+// replacement, one-line errors that name the file, and the info table.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -13,10 +14,15 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "../../src/app/report.hpp"
+#include "../../src/io/schema.hpp"
 #include "taskreach/io.hpp"
 
 #include <hdf5.h>
@@ -97,6 +103,13 @@ RunOutput synthetic(size_t n) {
   o.analysis = {{"spearman_R_T", value()}, {"baselines/scratch_cost/spearman_T", value()},
                 {"baselines/loss_at_source/kendall_within_target", std::numeric_limits<double>::quiet_NaN()}};
   o.analysis_i64 = {{"pairs_used", 17}};
+  o.extra = {{"/convergence/batch_size/steps", {value(), value(), std::numeric_limits<double>::quiet_NaN()}},
+             {"/convergence/fits/steps_vs_B/params", {value(), value()}},
+             {"/potential/curve", {}},
+             {"/critical_period/deficit/C", {value()}}};
+  o.extra_strings = {{"/convergence/architecture/arch", {"mlp", "cnn", "résnet"}}, {"/potential/labels", {}}};
+  o.extra_attrs = {{"/convergence/fits/steps_vs_B", {{"model", "a + b·B"}, {"param_names", "a,b"}}},
+                   {"/critical_period/deficit", {{"note", ""}}}};
   const char* statuses[] = {"ok", "ok", "diverged", "not_converged", "ok"};
   for (size_t j = 0; j < 5; ++j) {
     o.jobs.push_back({"single:task" + std::to_string(j) + "/seed1", statuses[j], value(),
@@ -106,92 +119,43 @@ RunOutput synthetic(size_t n) {
   return o;
 }
 
-bool same(double a, double b) {
+bool same_bits(double a, double b) {
   uint64_t x = 0, y = 0;
   std::memcpy(&x, &a, sizeof a);
   std::memcpy(&y, &b, sizeof b);
   return x == y;
 }
 
-template <typename T>
-void expect_same(const std::vector<T>& a, const std::vector<T>& b, const std::string& what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if constexpr (std::is_same<T, double>::value) {
-      EXPECT_TRUE(same(a[i], b[i])) << what << "[" << i << "]: " << a[i] << " vs " << b[i];
-    } else {
-      EXPECT_EQ(a[i], b[i]) << what << "[" << i << "]";
-    }
-  }
+std::string where(const io::Item& it) {
+  return it.path + (it.attribute.empty() ? "" : "@" + it.attribute);
 }
 
-template <typename T>
-void expect_same(const Matrix<T>& a, const Matrix<T>& b, const std::string& what) {
-  EXPECT_EQ(a.rows, b.rows) << what;
-  EXPECT_EQ(a.cols, b.cols) << what;
-  expect_same(a.data, b.data, what);
+// Every entry of the schema table, item by item: the same paths, shapes and values (doubles
+// bit for bit). Empty when a and b hold the same output.
+std::vector<std::string> differences(const RunOutput& a, const RunOutput& b) {
+  std::vector<std::string> diff;
+  for (const io::Entry& e : io::schema()) {
+    const std::vector<io::Item> x = io::contents(e, a), y = io::contents(e, b);
+    if (x.size() != y.size()) {
+      diff.push_back(e.path + ": " + std::to_string(x.size()) + " vs " + std::to_string(y.size()) + " items");
+      continue;
+    }
+    for (size_t k = 0; k < x.size(); ++k) {
+      bool f64 = x[k].f64.size() == y[k].f64.size();
+      for (size_t i = 0; f64 && i < x[k].f64.size(); ++i) f64 = same_bits(x[k].f64[i], y[k].f64[i]);
+      if (where(x[k]) != where(y[k]) || x[k].task != y[k].task || x[k].dims != y[k].dims || !f64 ||
+          x[k].i64 != y[k].i64 || x[k].str != y[k].str) {
+        diff.push_back(e.path + ": " + where(x[k]) + " differs");
+      }
+    }
+  }
+  return diff;
 }
 
 void expect_same(const RunOutput& a, const RunOutput& b) {
-  EXPECT_EQ(a.attrs_str, b.attrs_str);
-  EXPECT_EQ(a.attrs_i64, b.attrs_i64);
-  ASSERT_EQ(a.attrs_f64.size(), b.attrs_f64.size());
-  for (const auto& [k, v] : a.attrs_f64) {
-    ASSERT_TRUE(b.attrs_f64.count(k)) << k;
-    EXPECT_TRUE(same(v, b.attrs_f64.at(k))) << k;
-  }
-  EXPECT_EQ(a.task_names, b.task_names);
-  expect_same(a.num_samples, b.num_samples, "num_samples");
-  expect_same(a.num_classes, b.num_classes, "num_classes");
-  expect_same(a.C, b.C, "C");
-  expect_same(a.loss, b.loss, "loss");
-  expect_same(a.weight_norm2, b.weight_norm2, "weight_norm2");
-  expect_same(a.logdet, b.logdet, "logdet");
-  expect_same(a.logdet_stderr, b.logdet_stderr, "logdet_stderr");
-  expect_same(a.grad_norm, b.grad_norm, "grad_norm");
-  expect_same(a.unions_C, b.unions_C, "unions_C");
-  expect_same(a.unions_conflicts, b.unions_conflicts, "unions_conflicts");
-  expect_same(a.R, b.R, "R");
-  expect_same(a.R_per_sample, b.R_per_sample, "R_per_sample");
-  expect_same(a.stderr_total, b.stderr_total, "stderr_total");
-  expect_same(a.stderr_probe, b.stderr_probe, "stderr_probe");
-  expect_same(a.stderr_seed, b.stderr_seed, "stderr_seed");
-  expect_same(a.stderr_probe_unpaired, b.stderr_probe_unpaired, "stderr_probe_unpaired");
-  expect_same(a.C_stderr, b.C_stderr, "C_stderr");
-  expect_same(a.C_laplace, b.C_laplace, "C_laplace");
-  expect_same(a.C_paper_stderr, b.C_paper_stderr, "C_paper_stderr");
-  expect_same(a.trace, b.trace, "trace");
-  expect_same(a.finetune_threshold, b.finetune_threshold, "finetune_threshold");
-  expect_same(a.finetune_steps, b.finetune_steps, "finetune_steps");
-  expect_same(a.finetune_samples, b.finetune_samples, "finetune_samples");
-  EXPECT_EQ(a.analysis_i64, b.analysis_i64);
-  ASSERT_EQ(a.analysis.size(), b.analysis.size());
-  for (const auto& [k, v] : a.analysis) {
-    ASSERT_TRUE(b.analysis.count(k)) << k;
-    EXPECT_TRUE(same(v, b.analysis.at(k))) << k;
-  }
-  ASSERT_EQ(a.training.size(), b.training.size());
-  for (size_t i = 0; i < a.training.size(); ++i) {
-    expect_same(a.training[i].curve, b.training[i].curve, "curve");
-    EXPECT_EQ(a.training[i].convergence_step, b.training[i].convergence_step);
-    EXPECT_TRUE(same(a.training[i].test_accuracy, b.training[i].test_accuracy));
-  }
-  ASSERT_EQ(a.spectra.size(), b.spectra.size());
-  for (size_t i = 0; i < a.spectra.size(); ++i) {
-    expect_same(a.spectra[i].eigenvalues, b.spectra[i].eigenvalues, "eigenvalues");
-    expect_same(a.spectra[i].residuals, b.spectra[i].residuals, "residuals");
-    expect_same(a.spectra[i].esd_nodes, b.spectra[i].esd_nodes, "esd_nodes");
-    expect_same(a.spectra[i].esd_weights, b.spectra[i].esd_weights, "esd_weights");
-    EXPECT_EQ(a.spectra[i].hvp_count, b.spectra[i].hvp_count);
-    EXPECT_TRUE(same(a.spectra[i].seconds, b.spectra[i].seconds));
-  }
-  ASSERT_EQ(a.jobs.size(), b.jobs.size());
-  for (size_t i = 0; i < a.jobs.size(); ++i) {
-    EXPECT_EQ(a.jobs[i].name, b.jobs[i].name);
-    EXPECT_EQ(a.jobs[i].status, b.jobs[i].status);
-    EXPECT_EQ(a.jobs[i].record, b.jobs[i].record);
-    EXPECT_TRUE(same(a.jobs[i].seconds, b.jobs[i].seconds));
-  }
+  std::string all;
+  for (const auto& d : differences(a, b)) all += "\n  " + d;
+  EXPECT_TRUE(all.empty()) << all;
 }
 
 std::string slurp(const fs::path& p) {
@@ -237,10 +201,52 @@ std::string io_error(F&& f) {
 
 TEST_F(H5Test, RoundTripIsExact) {
   const RunOutput out = synthetic(3);
+  for (const io::Entry& e : io::schema()) EXPECT_FALSE(io::contents(e, out).empty()) << e.path << " is not tested";
   const std::string file = path("run.h5");
   write_output(MPI_COMM_SELF, file, out);
   expect_same(out, read_output(file));
   EXPECT_EQ(listing(dir_), std::vector<std::string>{"run.h5"});  // no temporary left
+}
+
+// The comparison the round trips rely on sees a change in any entry, and every entry puts
+// back what it gets.
+TEST(H5Schema, TheComparisonSeesAChangeInEveryEntry) {
+  const RunOutput out = synthetic(3);
+  for (const io::Entry& e : io::schema()) {
+    if (e.shape == io::Shape::group) continue;
+    std::vector<io::Item> items = io::contents(e, out);
+    auto it = std::find_if(items.begin(), items.end(), [](const io::Item& i) { return i.count() > 0; });
+    ASSERT_NE(it, items.end()) << e.path << " holds no values to change";
+    RunOutput changed = out;
+    for (const io::Item& i : items) e.put(changed, i);
+    EXPECT_TRUE(differences(out, changed).empty()) << e.path << ": put(get()) changes the output";
+    if (!it->f64.empty()) it->f64[0] = it->f64[0] == 1.5 ? 2.5 : 1.5;  // NaN too
+    if (!it->i64.empty()) it->i64[0] += 1;
+    if (!it->str.empty()) it->str[0] += "x";
+    e.put(changed, *it);
+    const std::vector<std::string> diff = differences(out, changed);
+    ASSERT_FALSE(diff.empty()) << e.path;
+    EXPECT_EQ(diff[0].rfind(e.path + ":", 0), 0u) << diff[0];
+  }
+}
+
+TEST(H5Schema, TheTableIsConsistent) {
+  const std::vector<io::Entry>& table = io::schema();
+  auto first_tasks =
+      std::find_if(table.begin(), table.end(), [](const io::Entry& e) { return e.shape == io::Shape::tasks; });
+  ASSERT_NE(first_tasks, table.end());
+  EXPECT_EQ(first_tasks->path, "/tasks/name") << "the first [N] entry defines N and the task names";
+  std::set<std::pair<std::string, io::Type>> seen;
+  for (const io::Entry& e : table) {
+    EXPECT_TRUE(seen.insert({e.path, e.type}).second) << e.path << " twice";
+    if (e.need.kind == io::Need::follows) {
+      EXPECT_TRUE(std::any_of(table.begin(), table.end(), [&](const io::Entry& l) { return l.path == e.need.leader; }))
+          << e.path << " follows " << e.need.leader;
+    }
+    if (e.path.find("<key>") != std::string::npos && e.path[0] != '/') {
+      EXPECT_FALSE(e.under.empty()) << e.path << ": a reader would not know where its keys are";
+    }
+  }
 }
 
 TEST_F(H5Test, RoundTripWithoutSpectraOrJobs) {
@@ -335,6 +341,113 @@ TEST_F(H5Test, OnDiskTypesFollowTheContract) {
   H5Fclose(file);
 }
 
+namespace {
+// What a file holds, object by object: datasets with type and shape, attributes by owner.
+struct FileListing {
+  struct Dataset {
+    std::string type;  // "float64", "int64", "string"; "other" for anything else
+    std::vector<uint64_t> dims;
+  };
+  std::map<std::string, Dataset> datasets;
+  std::map<std::pair<std::string, std::string>, std::string> attributes;  // (owner, name) -> type
+};
+
+std::string type_of(hid_t type) {
+  if (H5Tequal(type, H5T_IEEE_F64LE) > 0) return "float64";
+  if (H5Tequal(type, H5T_STD_I64LE) > 0) return "int64";
+  if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) == 0 && H5Tget_strpad(type) == H5T_STR_NULLPAD &&
+      H5Tget_cset(type) == H5T_CSET_UTF8)
+    return "string";
+  return "other";
+}
+
+herr_t list_attribute(hid_t owner, const char* name, const H5A_info_t*, void* data) {
+  auto* found = static_cast<std::vector<std::pair<std::string, std::string>>*>(data);
+  const hid_t a = H5Aopen(owner, name, H5P_DEFAULT);
+  const hid_t t = H5Aget_type(a);
+  const hid_t s = H5Aget_space(a);
+  found->emplace_back(name, H5Sget_simple_extent_type(s) == H5S_SCALAR ? type_of(t) : "not scalar");
+  H5Sclose(s);
+  H5Tclose(t);
+  H5Aclose(a);
+  return 0;
+}
+
+void list_attributes(hid_t file, const std::string& owner, FileListing& listing) {
+  std::vector<std::pair<std::string, std::string>> found;
+  const hid_t o = H5Oopen(file, owner.c_str(), H5P_DEFAULT);
+  hsize_t idx = 0;
+  H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, list_attribute, &found);
+  H5Oclose(o);
+  for (const auto& [name, type] : found) listing.attributes[{owner, name}] = type;
+}
+
+FileListing list_file(const std::string& path) {
+  FileListing listing;
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  EXPECT_GE(file, 0) << path;
+  std::vector<std::pair<std::string, bool>> objects;  // (path, is a dataset)
+  auto visit = [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+    auto* found = static_cast<std::vector<std::pair<std::string, bool>>*>(data);
+    found->emplace_back(std::string(name) == "." ? "/" : "/" + std::string(name), info->type == H5O_TYPE_DATASET);
+    return 0;
+  };
+  H5Ovisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, visit, &objects);
+  for (const auto& [object, is_dataset] : objects) {
+    list_attributes(file, object, listing);
+    if (!is_dataset) continue;
+    const hid_t ds = H5Dopen2(file, object.c_str(), H5P_DEFAULT);
+    const hid_t type = H5Dget_type(ds);
+    const hid_t space = H5Dget_space(ds);
+    std::vector<hsize_t> dims(static_cast<size_t>(H5Sget_simple_extent_ndims(space)));
+    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    listing.datasets[object] = {type_of(type), std::vector<uint64_t>(dims.begin(), dims.end())};
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(ds);
+  }
+  H5Fclose(file);
+  return listing;
+}
+}  // namespace
+
+// Every item of the table is in the file with the table's type and its shape, and the file
+// holds nothing the table does not describe.
+TEST_F(H5Test, TheFileHoldsWhatTheTableSaysAndNothingElse) {
+  for (size_t n : {0, 3}) {
+    const RunOutput out = synthetic(n);
+    write_output(MPI_COMM_SELF, path("run.h5"), out);
+    FileListing file = list_file(path("run.h5"));
+    for (const io::Entry& e : io::schema()) {
+      for (const io::Item& it : io::contents(e, out)) {
+        if (e.shape == io::Shape::group) continue;
+        if (e.shape == io::Shape::attribute) {
+          auto a = file.attributes.find({it.path, it.attribute});
+          ASSERT_NE(a, file.attributes.end()) << it.path << "@" << it.attribute;
+          EXPECT_EQ(a->second, io::type_name(e.type)) << it.path << "@" << it.attribute;
+          file.attributes.erase(a);
+          continue;
+        }
+        auto d = file.datasets.find(it.path);
+        ASSERT_NE(d, file.datasets.end()) << it.path;
+        EXPECT_EQ(d->second.type, io::type_name(e.type)) << it.path;
+        EXPECT_EQ(d->second.dims, it.dims) << it.path << " (" << io::shape_name(e.shape) << ")";
+        if (e.shape == io::Shape::tasks) {
+          EXPECT_EQ(it.dims, std::vector<uint64_t>{n}) << it.path;
+        } else if (e.shape == io::Shape::pairs) {
+          EXPECT_EQ(it.dims, (std::vector<uint64_t>{n, n})) << it.path;
+        } else if (e.shape == io::Shape::scalar) {
+          EXPECT_TRUE(it.dims.empty()) << it.path;
+        }
+        file.datasets.erase(d);
+      }
+    }
+    for (const auto& [p, d] : file.datasets) ADD_FAILURE() << "n=" << n << ": " << p << " is not in the table";
+    for (const auto& [a, t] : file.attributes)
+      ADD_FAILURE() << "n=" << n << ": " << a.first << "@" << a.second << " is not in the table";
+  }
+}
+
 TEST_F(H5Test, ReadingAnHdf5FileThatIsNotAResultFails) {
   const hid_t file = H5Fcreate(path("other.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   ASSERT_GE(file, 0);
@@ -384,6 +497,74 @@ TEST_F(H5Test, InfoShowsTasksAndTheMatrix) {
   for (size_t w : widths) EXPECT_EQ(w, widths[0]) << info;
 }
 
+namespace {
+// Edits a written file with the HDF5 C API: `edit` gets the file's id.
+template <typename F>
+void edit(const std::string& file, F&& f) {
+  const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(id, 0) << file;
+  f(id);
+  ASSERT_GE(H5Fclose(id), 0);
+}
+}  // namespace
+
+// Reading checks every dataset against the table: present when it must be, all tasks'
+// groups or none, the declared type and shape. Each failure is one line naming file and path.
+TEST_F(H5Test, ReadingABrokenFileNamesWhatIsWrong) {
+  const std::string file = path("run.h5");
+  auto expect_read_error = [&](const std::string& part) {
+    const std::string msg = io_error([&] { read_output(file); });
+    EXPECT_NE(msg.find("io: " + file + ": "), std::string::npos) << msg;
+    EXPECT_NE(msg.find(part), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  };
+  auto broken = [&](const char* remove) {
+    write_output(MPI_COMM_SELF, file, synthetic(3));
+    edit(file, [&](hid_t f) { ASSERT_GE(H5Ldelete(f, remove, H5P_DEFAULT), 0) << remove; });
+  };
+  broken("/complexity/weight_norm2");
+  expect_read_error("not a taskreach result (no /complexity/weight_norm2)");
+  broken("/finetune/steps");
+  expect_read_error("missing /finetune/steps");
+  broken("/spectra/kmnist-γ/residuals");
+  expect_read_error("missing /spectra/kmnist-γ/residuals");
+  broken("/training/mnist");
+  expect_read_error("/training has groups for 2 of 3 tasks");
+
+  // Without its leader a following entry is not read; without an optional one, nothing is lost.
+  broken("/finetune/threshold");
+  RunOutput back = read_output(file);
+  EXPECT_TRUE(back.finetune_threshold.empty());
+  EXPECT_EQ(back.finetune_steps.rows, 0);
+  broken("/complexity/C_laplace");
+  back = read_output(file);
+  EXPECT_TRUE(back.C_laplace.empty());
+  EXPECT_EQ(back.C_paper, synthetic(3).C_paper);
+
+  // A dataset of the wrong shape or type in place of the real one.
+  auto replaced = [&](const char* name, hid_t type, std::vector<hsize_t> dims) {
+    write_output(MPI_COMM_SELF, file, synthetic(3));
+    edit(file, [&](hid_t f) {
+      ASSERT_GE(H5Ldelete(f, name, H5P_DEFAULT), 0) << name;
+      const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+      const hid_t d = H5Dcreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      ASSERT_GE(d, 0) << name;
+      H5Dclose(d);
+      H5Sclose(space);
+    });
+  };
+  replaced("/complexity/loss", H5T_IEEE_F64LE, {2});
+  expect_read_error("/complexity/loss has shape [2], expected [3]");
+  replaced("/reachability/stderr_seed", H5T_IEEE_F64LE, {3, 2});
+  expect_read_error("/reachability/stderr_seed has shape [3,2], expected [3,3]");
+  replaced("/unions/conflicts", H5T_IEEE_F64LE, {3, 3});
+  expect_read_error("/unions/conflicts is not an integer dataset");
+  replaced("/jobs/seconds", H5T_IEEE_F64LE, {4});
+  expect_read_error("/jobs/seconds has shape [4], expected [5]");
+  replaced("/training/kmnist-γ/curve", H5T_IEEE_F64LE, {2, 2});
+  expect_read_error("/training/kmnist-γ/curve has shape [2,2], expected [k,3]");
+}
+
 TEST_F(H5Test, WritingIntoAMissingDirectoryFailsAndLeavesNothing) {
   const std::string file = path("no/such/dir/run.h5");
   const std::string msg = io_error([&] { write_output(MPI_COMM_SELF, file, synthetic(3)); });
@@ -426,6 +607,37 @@ TEST_F(H5Test, AnInvalidOutputFailsBeforeTouchingAnything) {
   bad.attrs_f64["version"] = 1.0;  // also a string attribute
   msg = io_error([&] { write_output(MPI_COMM_SELF, file, bad); });
   EXPECT_NE(msg.find("'version'"), std::string::npos) << msg;
+
+  // Each a mistake the table's shapes and paths reveal, named by its path.
+  auto expect_rejected = [&](RunOutput out, const std::string& part) {
+    const std::string m = io_error([&] { write_output(MPI_COMM_SELF, file, out); });
+    EXPECT_NE(m.find("io: " + file + ": invalid output: "), std::string::npos) << m;
+    EXPECT_NE(m.find(part), std::string::npos) << m;
+  };
+  bad = synthetic(3);
+  bad.finetune_samples = Matrix<int64_t>(3, 2, 0);
+  expect_rejected(bad, "/finetune/samples is 3x2");
+  bad = synthetic(3);
+  bad.C_paper.push_back(1.0);
+  expect_rejected(bad, "/complexity/C_paper has 4 entries for 3 tasks");
+  bad = synthetic(3);
+  bad.training[1].curve.pop_back();
+  expect_rejected(bad, "/training/fashion_mnist/curve is not a list of (step, loss, accuracy) rows");
+  bad = synthetic(3);
+  bad.extra["/elsewhere/x"] = {1.0};
+  expect_rejected(bad, "'/elsewhere/x' is not under /convergence, /potential or /critical_period");
+  bad = synthetic(3);
+  bad.extra["/convergence/batch_size/steps/more"] = {1.0};
+  expect_rejected(bad, "'/convergence/batch_size/steps' is both a group and a dataset");
+  bad = synthetic(3);
+  bad.extra_strings["/convergence/batch_size/steps"] = {"a"};
+  expect_rejected(bad, "'/convergence/batch_size/steps' is given with two types");
+  bad = synthetic(3);
+  bad.analysis_i64["spearman_R_T"] = 1;
+  expect_rejected(bad, "'/analysis/spearman_R_T' is given with two types");
+  bad = synthetic(3);
+  bad.task_names[1] = "a/b";
+  expect_rejected(bad, "task name 'a/b' cannot name the group /training/a/b");
 
   EXPECT_EQ(slurp(file), before);
   EXPECT_EQ(listing(dir_), std::vector<std::string>{"run.h5"});
