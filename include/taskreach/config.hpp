@@ -1,5 +1,6 @@
 #pragma once
 // Job file (TOML) → validated configuration. Every error names the file and the field.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -7,6 +8,53 @@
 #include <vector>
 
 namespace taskreach {
+
+// The settings that name one of a few choices are enums, checked once when the job file is
+// read; the rest of the program trusts them. kNames<E> holds each enum's names as they stand
+// in job files and in the output, in the order of its values.
+enum class Arch { linear, mlp, cnn, resnet18 };
+enum class Norm { group, batch };
+enum class Activation { tanh, relu };
+enum class Curvature { ggn, hessian };
+enum class LogdetScale { laplace, paper };
+enum class Schedule { constant, step, cosine };
+enum class DType { float32, float64 };
+enum class Experiment { reachability, convergence, potential, critical_period };
+enum class SourceFormat { idx, cifar10, cifar100, csv };
+enum class LabelFormat { integer, letter };
+enum class CifarLabel { fine, coarse };
+enum class FitMode { resize, pad };
+enum class TransformKind { class_subset, label_remap, random_labels, invert, blur, noise, subsample };
+
+template <typename E> inline constexpr std::array<const char*, 0> kNames{};
+template <> inline constexpr std::array kNames<Arch>{"linear", "mlp", "cnn", "resnet18"};
+template <> inline constexpr std::array kNames<Norm>{"group", "batch"};
+template <> inline constexpr std::array kNames<Activation>{"tanh", "relu"};
+template <> inline constexpr std::array kNames<Curvature>{"ggn", "hessian"};
+template <> inline constexpr std::array kNames<LogdetScale>{"laplace", "paper"};
+template <> inline constexpr std::array kNames<Schedule>{"constant", "step", "cosine"};
+template <> inline constexpr std::array kNames<DType>{"float32", "float64"};
+template <> inline constexpr std::array kNames<Experiment>{"reachability", "convergence", "potential", "critical_period"};
+template <> inline constexpr std::array kNames<SourceFormat>{"idx", "cifar10", "cifar100", "csv"};
+template <> inline constexpr std::array kNames<LabelFormat>{"integer", "letter"};
+template <> inline constexpr std::array kNames<CifarLabel>{"fine", "coarse"};
+template <> inline constexpr std::array kNames<FitMode>{"resize", "pad"};
+template <> inline constexpr std::array kNames<TransformKind>{"class_subset", "label_remap", "random_labels", "invert",
+                                                             "blur",         "noise",       "subsample"};
+
+template <typename E>
+const char* to_string(E e) {
+  return kNames<E>[static_cast<size_t>(e)];
+}
+
+// The value of E named `name`; throws std::invalid_argument when there is none. The job file
+// parser gives its own one-line InputError; this is for programs that build settings.
+template <typename E>
+E from_string(const std::string& name) {
+  for (size_t i = 0; i < kNames<E>.size(); ++i)
+    if (name == kNames<E>[i]) return static_cast<E>(i);
+  throw std::invalid_argument("no setting named '" + name + "'");
+}
 
 // A bad job file or bad input data: one line, "FILE: FIELD: what was expected".
 class InputError : public std::runtime_error {
@@ -16,28 +64,27 @@ class InputError : public std::runtime_error {
 
 struct SourceConfig {
   std::string name;
-  std::string format;  // idx | cifar10 | cifar100 | csv
+  SourceFormat format = SourceFormat::idx;
   std::string train_images, train_labels;  // idx: paths after ${VAR} expansion
   std::string test_images, test_labels;    // idx: optional
   std::string label_space;                 // defaults to the source name
   // cifar10/cifar100: binary batch files; csv: text files (plain or gzip). Read in order as
   // one split.
   std::vector<std::string> train_files, test_files;
-  std::string cifar_label = "fine";       // cifar100: fine (100 classes) | coarse (20)
+  CifarLabel cifar_label = CifarLabel::fine;  // cifar100: fine (100 classes) | coarse (20)
   int64_t label_column = -1;              // csv: 0-based field; negative counts from the end
-  std::string label_format = "integer";   // csv: integer | letter (A..Z → 0..25, either case)
+  LabelFormat label_format = LabelFormat::integer;  // csv: letter: A..Z → 0..25, either case
   int64_t skip_rows = 0;                  // csv: header lines to skip
   std::vector<int64_t> shape;             // csv: [C, H, W] of the features; default [1, 1, F]
   double scale = 1.0;                     // csv: features are divided by it (to [0, 1])
   int64_t num_classes = 0;                // declared classes; 0: the format's (or max label + 1)
   double test_fraction = 0.0;             // no test split of its own: seeded held-out share
-  std::string fit = "resize";             // to the job's input_shape: resize (bilinear) | pad
+  FitMode fit = FitMode::resize;          // to the job's input_shape: bilinear resize or pad
   bool transpose = false;                 // idx: images stored column-major (EMNIST)
 };
 
 struct TransformConfig {
-  // class_subset | label_remap | random_labels | invert | blur | noise | subsample
-  std::string type;
+  TransformKind type = TransformKind::class_subset;
   std::vector<int64_t> classes;     // class_subset
   std::vector<int64_t> map;         // label_remap: class c → map[c]
   double sigma = 0.0;               // blur: pixels; noise: std in units of the [0, 1] pixel
@@ -54,12 +101,12 @@ struct TaskConfig {
 };
 
 struct ModelConfig {
-  std::string arch = "mlp";            // linear | mlp | cnn | resnet18
+  Arch arch = Arch::mlp;
   std::vector<int64_t> hidden{32};     // mlp widths; cnn: the dense layer after the convolutions
   std::vector<int64_t> channels{16, 32};  // cnn: output channels of its 3×3 conv layers
   int64_t width = 64;                  // resnet18: channels of the first stage
-  std::string norm = "group";          // resnet18: group | batch (curvature then in eval mode)
-  std::string activation;              // tanh | relu; default tanh (smooth) but relu for resnet18
+  Norm norm = Norm::group;             // resnet18 (batch: curvature then in eval mode)
+  Activation activation = Activation::tanh;  // the job file's default: relu for resnet18
 };
 
 struct TrainConfig {
@@ -69,12 +116,12 @@ struct TrainConfig {
   double momentum = 0.9;
   bool weight_decay_auto = true;  // γ_D = β/(λ² n_D)
   double weight_decay = 0.0;      // used when !weight_decay_auto
-  std::string dtype = "float32";  // SGD precision; the polish and curvature are float64
+  DType dtype = DType::float32;   // SGD precision; the polish and curvature are float64
   double grad_tol = 1e-5;         // ‖∇(L_D + β/(2λ²)‖w‖²)‖ / n
   int64_t polish_iters = 500;     // L-BFGS iterations at most
   int64_t seeds = 1;
   int64_t steps = 0;              // SGD steps; 0: `epochs` passes over the task
-  std::string schedule = "constant";  // constant | step | cosine
+  Schedule schedule = Schedule::constant;
   std::vector<int64_t> milestones;    // step: steps at which lr *= factor
   double factor = 0.1;
   int64_t eval_every = 50;        // steps between evaluations of the whole-task mean loss
@@ -97,8 +144,8 @@ struct FinetuneConfig {
 struct ComplexityConfig {
   double beta = 1.0;
   double lambda2 = 1.0;
-  std::string logdet_scale = "laplace";  // laplace: c = λ²/β; paper: c = 2λ²/β
-  std::string curvature = "ggn";         // ggn | hessian
+  LogdetScale logdet_scale = LogdetScale::laplace;  // laplace: c = λ²/β; paper: c = 2λ²/β
+  Curvature curvature = Curvature::ggn;
   int64_t top_k = 10;
   int64_t probes = 16;
   int64_t lanczos_steps = 30;
@@ -132,7 +179,7 @@ struct CriticalPeriodConfig {
 };
 
 struct JobConfig {
-  std::string experiment = "reachability";  // | convergence | potential | critical_period
+  Experiment experiment = Experiment::reachability;
   ConvergenceConfig convergence;
   PotentialConfig potential;
   CriticalPeriodConfig critical_period;

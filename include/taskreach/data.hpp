@@ -38,7 +38,7 @@ RawImages read_cifar(const std::vector<std::string>& batches, int label_bytes, i
 // CSV, one sample a line, comma-separated; every file of `files` is one more block of rows.
 struct CsvFormat {
   int64_t label_column = -1;             // 0-based; negative counts from the end
-  std::string label_format = "integer";  // integer | letter (A..Z or a..z → 0..25)
+  LabelFormat label_format = LabelFormat::integer;  // letter: A..Z or a..z → 0..25
   int64_t skip_rows = 0;                 // header lines at the top of each file
   std::vector<int64_t> shape;            // [C, H, W] of the features; empty: [1, 1, F]
   double scale = 1.0;                    // features are divided by it
@@ -91,7 +91,8 @@ struct Task {
 
 // What build_tasks made of each [[sources]] table: its shape, splits and statistics.
 struct SourceInfo {
-  std::string name, format, label_space;
+  std::string name, label_space;
+  SourceFormat format = SourceFormat::idx;
   int64_t channels = 0, height = 0, width = 0;  // as stored, before fitting to input_shape
   int64_t n_train = 0, n_test = 0;
   std::string test_split;               // "own" (its own files), "seeded" or "none"

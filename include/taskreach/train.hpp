@@ -19,13 +19,13 @@
 namespace taskreach {
 
 struct ModelShape {
-  std::string arch = "mlp";  // linear | mlp | cnn | resnet18
+  Arch arch = Arch::mlp;
   int64_t channels = 1, height = 0, width = 0;  // input C×H×W (in_dim = C·H·W)
   std::vector<int64_t> hidden;                  // mlp widths; cnn dense layer
   std::vector<int64_t> conv{16, 32};            // cnn conv channels
   int64_t base_width = 64;                      // resnet18
-  std::string norm = "group";                   // resnet18
-  std::string activation = "tanh";
+  Norm norm = Norm::group;                      // resnet18
+  Activation activation = Activation::tanh;
   int64_t k_tot = 0;
   int64_t in_dim() const { return channels * height * width; }
 };
@@ -105,7 +105,7 @@ FinetuneOutcome finetune_from(MPI_Comm group, const ModelShape& shape, const Tas
 class TorchCurvature final : public CurvatureOperator {
  public:
   TorchCurvature(const ModelShape& shape, const std::vector<double>& weights, const Task& task,
-                 int shard_rank, int shard_size, const std::string& kind, int64_t batch_size,
+                 int shard_rank, int shard_size, Curvature kind, int64_t batch_size,
                  const std::vector<double>& buffers = {}, int64_t subsample = 0, uint64_t seed = 0);
   ~TorchCurvature() override;
   int64_t dim() const override;

@@ -18,6 +18,7 @@
 #include "taskreach/data.hpp"
 #include "taskreach/experiments.hpp"
 #include "taskreach/io.hpp"
+#include "report.hpp"
 #include "taskreach/schedule.hpp"
 #include "taskreach/train.hpp"
 
@@ -111,7 +112,7 @@ int cmd_run(MPI_Comm world, const std::string& job_path, std::string output, con
     if (rank == 0) std::cerr << "taskreach: error: " << err << std::endl;
     return 2;
   }
-  const bool reachability = job.experiment == "reachability";
+  const bool reachability = job.experiment == Experiment::reachability;
   Plan plan;
   if (reachability) plan = make_plan(job, tasks);
   // On every rank: an experiment's task variants are built here, and a bad one must stop all
@@ -174,7 +175,7 @@ int cmd_validate(MPI_Comm world, const std::string& job_path) {
     return 1;
   }
   // Experiments build their own task variants: errors in them surface here too.
-  const std::string plan = job.experiment == "reachability" ? describe_plan(job, tasks, make_plan(job, tasks), size)
+  const std::string plan = job.experiment == Experiment::reachability ? describe_plan(job, tasks, make_plan(job, tasks), size)
                                                            : describe_experiment(job, tasks, size);
   if (rank == 0) {
     char hex[24];

@@ -25,7 +25,7 @@ SpectrumOptions spectrum_options(const JobConfig& job) {
   so.c = job.logdet_c();
   // The other convention from the same Lanczos runs: laplace c = λ²/β, paper 2λ²/β.
   const auto& cc = job.complexity;
-  so.c_alt = cc.logdet_scale == "paper" ? formulas::logdet_c_laplace(cc.beta, cc.lambda2)
+  so.c_alt = cc.logdet_scale == LogdetScale::paper ? formulas::logdet_c_laplace(cc.beta, cc.lambda2)
                                         : formulas::logdet_c_paper(cc.beta, cc.lambda2);
   so.seed = job.seed;  // the same probes for every model of the job
   so.eps_tol = job.complexity.eps_tol;

@@ -66,6 +66,26 @@ class Reader {
     }
   }
 
+  // One of an enum's names (kNames<E>); `what` names the setting in the error.
+  template <typename E>
+  void choice(const toml::table& t, const std::string& where, const char* key, E& out, const std::string& what,
+              bool required = false) const {
+    std::string list;
+    for (const char* name : kNames<E>) list += (list.empty() ? "" : ", ") + std::string(name);
+    if (!t.get(key)) {
+      if (required) fail(join(where, key), "missing; expected one of: " + list);
+      return;
+    }
+    std::string v;
+    get(t, where, key, v);
+    for (size_t i = 0; i < kNames<E>.size(); ++i)
+      if (v == kNames<E>[i]) {
+        out = static_cast<E>(i);
+        return;
+      }
+    fail(join(where, key), "unknown " + what + " '" + v + "', expected one of: " + list);
+  }
+
   std::vector<int64_t> ints(const toml::table& t, const std::string& where, const char* key) const {
     std::vector<int64_t> out;
     const toml::node* n = t.get(key);
@@ -118,15 +138,16 @@ class Reader {
 void parse_transform(const Reader& r, const toml::table& t, const std::string& where,
                      TransformConfig& tr) {
   r.only(t, where, {"type", "classes", "map", "sigma", "n", "fraction", "count", "seed"});
-  r.get(t, where, "type", tr.type);
-  if (tr.type == "class_subset") {
+  r.choice(t, where, "type", tr.type, "transform", true);
+  using K = TransformKind;
+  if (tr.type == K::class_subset) {
     tr.classes = r.ints(t, where, "classes");
     if (tr.classes.empty()) r.fail(where + ".classes", "expected a non-empty array of class labels");
-  } else if (tr.type == "label_remap") {
+  } else if (tr.type == K::label_remap) {
     tr.map = r.ints(t, where, "map");
     if (tr.map.empty()) r.fail(where + ".map", "expected a non-empty array: map[c] is the new label of class c");
     for (int64_t v : tr.map) r.at_least(where + ".map", v, 0);
-  } else if (tr.type == "random_labels") {
+  } else if (tr.type == K::random_labels) {
     const bool has_fraction = t.get("fraction") != nullptr, has_count = t.get("count") != nullptr;
     if (has_fraction == has_count)
       r.fail(where + (has_count ? ".count" : ".fraction"), "expected exactly one of fraction or count");
@@ -139,36 +160,31 @@ void parse_transform(const Reader& r, const toml::table& t, const std::string& w
       r.at_least(where + ".count", tr.count, 0);
     }
     r.get(t, where, "seed", tr.seed);
-  } else if (tr.type == "blur") {
+  } else if (tr.type == K::blur) {
     if (!t.get("sigma")) r.fail(where + ".sigma", "missing; expected the blur width in pixels");
     r.get(t, where, "sigma", tr.sigma);
     r.positive(where + ".sigma", tr.sigma);
-  } else if (tr.type == "noise") {
+  } else if (tr.type == K::noise) {
     if (!t.get("sigma")) r.fail(where + ".sigma", "missing; expected the noise std (pixel values are in [0, 1])");
     r.get(t, where, "sigma", tr.sigma);
     r.positive(where + ".sigma", tr.sigma);
     r.get(t, where, "seed", tr.seed);
-  } else if (tr.type == "subsample") {
+  } else if (tr.type == K::subsample) {
     if (!t.get("n")) r.fail(where + ".n", "missing; expected the number of samples to keep");
     r.get(t, where, "n", tr.n);
     r.at_least(where + ".n", tr.n, 1);
-  } else if (tr.type == "invert") {
-  } else {
-    r.fail(where + ".type", "unknown transform '" + tr.type +
-                                "', expected one of: class_subset, label_remap, random_labels, invert, blur, "
-                                "noise, subsample");
   }
   // A key that belongs to another transform type is a mistake worth catching.
   auto stray = [&](const char* key, bool allowed) {
-    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of transform '" + tr.type + "'");
+    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of transform '" + std::string(to_string(tr.type)) + "'");
   };
-  stray("classes", tr.type == "class_subset");
-  stray("map", tr.type == "label_remap");
-  stray("sigma", tr.type == "blur" || tr.type == "noise");
-  stray("n", tr.type == "subsample");
-  stray("fraction", tr.type == "random_labels");
-  stray("count", tr.type == "random_labels");
-  stray("seed", tr.type == "random_labels" || tr.type == "noise");
+  stray("classes", tr.type == K::class_subset);
+  stray("map", tr.type == K::label_remap);
+  stray("sigma", tr.type == K::blur || tr.type == K::noise);
+  stray("n", tr.type == K::subsample);
+  stray("fraction", tr.type == K::random_labels);
+  stray("count", tr.type == K::random_labels);
+  stray("seed", tr.type == K::random_labels || tr.type == K::noise);
 }
 
 // A path or an array of paths, each with ${VAR} expanded.
@@ -198,16 +214,14 @@ void parse_source(const Reader& r, const toml::table& t, const std::string& wher
   r.only(t, where, {"name", "format", "train_images", "train_labels", "test_images", "test_labels",
                     "train_files", "test_files", "label", "label_column", "label_format", "skip_rows",
                     "shape", "scale", "num_classes", "test_fraction", "fit", "label_space", "transpose"});
-  r.get(t, where, "format", s.format);
-  const bool idx = s.format == "idx", csv = s.format == "csv";
-  if (!idx && !csv && s.format != "cifar10" && s.format != "cifar100")
-    r.fail(where + ".format", "unknown format '" + s.format + "', expected one of: idx, cifar10, cifar100, csv");
+  r.choice(t, where, "format", s.format, "format", true);
+  const bool idx = s.format == SourceFormat::idx, csv = s.format == SourceFormat::csv;
   auto stray = [&](const char* key, bool allowed) {
-    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of format '" + s.format + "'");
+    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of format '" + std::string(to_string(s.format)) + "'");
   };
   for (const char* key : {"train_images", "train_labels", "test_images", "test_labels"}) stray(key, idx);
   for (const char* key : {"train_files", "test_files"}) stray(key, !idx);
-  stray("label", s.format == "cifar100");
+  stray("label", s.format == SourceFormat::cifar100);
   stray("transpose", idx);
   for (const char* key : {"label_column", "label_format", "skip_rows", "shape", "scale"}) stray(key, csv);
   auto readable = [&](const std::string& key, const std::string& file) {
@@ -234,17 +248,13 @@ void parse_source(const Reader& r, const toml::table& t, const std::string& wher
     s.train_files = paths(r, t, where, "train_files", r.file());
     s.test_files = paths(r, t, where, "test_files", r.file());
     if (s.train_files.empty())
-      r.fail(where + ".train_files", "missing; expected a path or an array of paths to " + s.format + " files");
+      r.fail(where + ".train_files", "missing; expected a path or an array of paths to " + std::string(to_string(s.format)) + " files");
     for (const auto& f : s.train_files) readable("train_files", f);
     for (const auto& f : s.test_files) readable("test_files", f);
   }
-  r.get(t, where, "label", s.cifar_label);
-  if (s.cifar_label != "fine" && s.cifar_label != "coarse")
-    r.fail(where + ".label", "expected \"fine\" or \"coarse\", got '" + s.cifar_label + "'");
+  r.choice(t, where, "label", s.cifar_label, "label set");
   r.get(t, where, "label_column", s.label_column);
-  r.get(t, where, "label_format", s.label_format);
-  if (s.label_format != "integer" && s.label_format != "letter")
-    r.fail(where + ".label_format", "expected \"integer\" or \"letter\", got '" + s.label_format + "'");
+  r.choice(t, where, "label_format", s.label_format, "label format");
   r.get(t, where, "skip_rows", s.skip_rows);
   r.at_least(where + ".skip_rows", s.skip_rows, 0);
   if (t.get("shape")) {
@@ -263,9 +273,7 @@ void parse_source(const Reader& r, const toml::table& t, const std::string& wher
   const bool own_test = !s.test_images.empty() || !s.test_files.empty();
   if (own_test && s.test_fraction > 0.0)
     r.fail(where + ".test_fraction", "the source has a test split of its own; expected no test_fraction");
-  r.get(t, where, "fit", s.fit);
-  if (s.fit != "resize" && s.fit != "pad")
-    r.fail(where + ".fit", "expected \"resize\" or \"pad\", got '" + s.fit + "'");
+  r.choice(t, where, "fit", s.fit, "fit");
   r.get(t, where, "label_space", s.label_space);
   if (const toml::node* tr = t.get("transpose")) {
     if (!tr->is_boolean()) r.fail(where + ".transpose", "expected true or false");
@@ -283,26 +291,18 @@ void parse_source(const Reader& r, const toml::table& t, const std::string& wher
 // A [model] table (or one entry of convergence.architectures).
 void parse_model(const Reader& r, const toml::table& m, const std::string& where, ModelConfig& mc) {
   r.only(m, where, {"arch", "hidden", "channels", "width", "norm", "activation"});
-  r.get(m, where, "arch", mc.arch);
+  r.choice(m, where, "arch", mc.arch, "architecture");
   if (m.get("hidden")) mc.hidden = r.ints(m, where, "hidden");
   if (m.get("channels")) mc.channels = r.ints(m, where, "channels");
   r.get(m, where, "width", mc.width);
-  r.get(m, where, "norm", mc.norm);
-  r.get(m, where, "activation", mc.activation);
-  if (mc.arch != "mlp" && mc.arch != "linear" && mc.arch != "cnn" && mc.arch != "resnet18")
-    r.fail(where + ".arch", "unknown architecture '" + mc.arch + "', expected one of: linear, mlp, cnn, resnet18");
+  r.choice(m, where, "norm", mc.norm, "normalisation");
+  // tanh keeps the loss smooth for the polish and the Hessian; ResNets default to relu.
+  mc.activation = mc.arch == Arch::resnet18 ? Activation::relu : Activation::tanh;
+  r.choice(m, where, "activation", mc.activation, "activation");
   for (auto h : mc.hidden) r.at_least(where + ".hidden", h, 1);
   for (auto c : mc.channels) r.at_least(where + ".channels", c, 1);
   r.at_least(where + ".width", mc.width, 4);
-  if (mc.norm != "group" && mc.norm != "batch")
-    r.fail(where + ".norm", "expected \"group\" or \"batch\", got '" + mc.norm + "'");
-  if (!mc.activation.empty() && mc.activation != "tanh" && mc.activation != "relu")
-    r.fail(where + ".activation", "expected \"tanh\" or \"relu\", got '" + mc.activation + "'");
-  if (mc.arch == "linear") mc.hidden.clear();
-}
-
-void finish_model(ModelConfig& mc) {
-  if (mc.activation.empty()) mc.activation = mc.arch == "resnet18" ? "relu" : "tanh";
+  if (mc.arch == Arch::linear) mc.hidden.clear();
 }
 
 // The experiment tables; names of tasks must exist. The convergence time needs a loss threshold.
@@ -318,10 +318,11 @@ void parse_experiments(const Reader& r, const toml::table& root, JobConfig& job,
     return v;
   };
   static const toml::table kEmpty;
-  if (job.experiment != "reachability" && job.train.loss_threshold <= 0 && job.experiment != "critical_period")
-    r.fail("train.loss_threshold", "experiment '" + job.experiment +
+  if (job.experiment != Experiment::reachability && job.train.loss_threshold <= 0 &&
+      job.experiment != Experiment::critical_period)
+    r.fail("train.loss_threshold", "experiment '" + std::string(to_string(job.experiment)) +
                                        "' measures the steps to a loss threshold: expected a positive mean loss in nats");
-  if (job.experiment == "convergence") {
+  if (job.experiment == Experiment::convergence) {
     const toml::table* t = r.table(root, "", "convergence");
     const toml::table& c = t ? *t : kEmpty;
     auto& cc = job.convergence;
@@ -340,7 +341,6 @@ void parse_experiments(const Reader& r, const toml::table& root, JobConfig& job,
       for (const auto& e : *a->as_array()) {
         ModelConfig m;
         parse_model(r, *e.as_table(), "convergence.architectures[" + std::to_string(q++) + "]", m);
-        finish_model(m);
         cc.architectures.push_back(m);
       }
     }
@@ -349,14 +349,14 @@ void parse_experiments(const Reader& r, const toml::table& root, JobConfig& job,
     for (const char* k : {"random_labels", "batch_sizes"})
       if (const size_t n = r.ints(c, "convergence", k).size(); n > 0 && n < 3)
         r.fail(std::string("convergence.") + k, "expected at least 3 values for a fit, got " + std::to_string(n));
-  } else if (job.experiment == "potential") {
+  } else if (job.experiment == Experiment::potential) {
     const toml::table* t = r.table(root, "", "potential");
     const toml::table& c = t ? *t : kEmpty;
     r.only(c, "potential", {"task", "curvature_every"});
     task_name(c, "potential", job.potential.task);
     r.get(c, "potential", "curvature_every", job.potential.curvature_every);
     r.at_least("potential.curvature_every", job.potential.curvature_every, 1);
-  } else if (job.experiment == "critical_period") {
+  } else if (job.experiment == Experiment::critical_period) {
     const toml::table* t = r.table(root, "", "critical_period");
     const toml::table& c = t ? *t : kEmpty;
     auto& cp = job.critical_period;
@@ -487,7 +487,7 @@ std::string expand_env(const std::string& s, const std::string& where) {
 }
 
 double JobConfig::logdet_c() const {
-  return complexity.logdet_scale == "paper" ? formulas::logdet_c_paper(complexity.beta, complexity.lambda2)
+  return complexity.logdet_scale == LogdetScale::paper ? formulas::logdet_c_paper(complexity.beta, complexity.lambda2)
                                             : formulas::logdet_c_laplace(complexity.beta, complexity.lambda2);
 }
 
@@ -516,13 +516,9 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   r.only(root, "", {"name", "experiment", "seed", "ranks_per_task", "n_per_task", "n_test_per_task", "input_shape",
                     "model", "train", "finetune", "complexity", "sources", "tasks", "convergence", "potential",
                     "critical_period"});
-  r.get(root, "", "experiment", job.experiment);
-  if (job.experiment != "reachability" && job.experiment != "convergence" && job.experiment != "potential" &&
-      job.experiment != "critical_period")
-    r.fail("experiment", "unknown experiment '" + job.experiment +
-                             "', expected one of: reachability, convergence, potential, critical_period");
+  r.choice(root, "", "experiment", job.experiment, "experiment");
   for (const char* section : {"convergence", "potential", "critical_period"})
-    if (root.get(section) && job.experiment != section)
+    if (root.get(section) && to_string(job.experiment) != std::string(section))
       r.fail(section, std::string("a [") + section + "] table needs experiment = \"" + section + "\"");
   r.get(root, "", "name", job.name);
   r.get(root, "", "seed", job.seed);
@@ -538,7 +534,6 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   }
 
   if (const auto* m = r.table(root, "", "model")) parse_model(r, *m, "model", job.model);
-  finish_model(job.model);
   if (const auto* t = r.table(root, "", "train")) {
     auto& c = job.train;
     r.only(*t, "train", {"epochs", "batch_size", "lr", "momentum", "weight_decay", "dtype",
@@ -562,9 +557,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
         if (c.weight_decay < 0) r.fail("train.weight_decay", "expected \"auto\" or a non-negative number");
       }
     }
-    r.get(*t, "train", "dtype", c.dtype);
-    if (c.dtype != "float32" && c.dtype != "float64")
-      r.fail("train.dtype", "expected \"float32\" or \"float64\", got '" + c.dtype + "'");
+    r.choice(*t, "train", "dtype", c.dtype, "dtype");
     r.get(*t, "train", "grad_tol", c.grad_tol);
     r.positive("train.grad_tol", c.grad_tol);
     r.get(*t, "train", "polish_iters", c.polish_iters);
@@ -573,9 +566,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.at_least("train.seeds", c.seeds, 1);
     r.get(*t, "train", "steps", c.steps);
     r.at_least("train.steps", c.steps, 0);
-    r.get(*t, "train", "schedule", c.schedule);
-    if (c.schedule != "constant" && c.schedule != "step" && c.schedule != "cosine")
-      r.fail("train.schedule", "expected \"constant\", \"step\" or \"cosine\", got '" + c.schedule + "'");
+    r.choice(*t, "train", "schedule", c.schedule, "schedule");
     c.milestones = r.ints(*t, "train", "milestones");
     for (size_t q = 0; q < c.milestones.size(); ++q)
       if (c.milestones[q] < 1 || (q && c.milestones[q] <= c.milestones[q - 1]))
@@ -623,12 +614,8 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.positive("complexity.beta", c.beta);
     r.get(*t, "complexity", "lambda2", c.lambda2);
     r.positive("complexity.lambda2", c.lambda2);
-    r.get(*t, "complexity", "logdet_scale", c.logdet_scale);
-    if (c.logdet_scale != "laplace" && c.logdet_scale != "paper")
-      r.fail("complexity.logdet_scale", "expected \"laplace\" or \"paper\", got '" + c.logdet_scale + "'");
-    r.get(*t, "complexity", "curvature", c.curvature);
-    if (c.curvature != "ggn" && c.curvature != "hessian")
-      r.fail("complexity.curvature", "expected \"ggn\" or \"hessian\", got '" + c.curvature + "'");
+    r.choice(*t, "complexity", "logdet_scale", c.logdet_scale, "log-det convention");
+    r.choice(*t, "complexity", "curvature", c.curvature, "curvature");
     r.get(*t, "complexity", "top_k", c.top_k);
     r.at_least("complexity.top_k", c.top_k, 1);
     r.get(*t, "complexity", "probes", c.probes);

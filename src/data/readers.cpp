@@ -79,7 +79,7 @@ RawImages read_cifar(const std::vector<std::string>& batches, int label_bytes, i
 RawImages read_csv(const std::vector<std::string>& files, const CsvFormat& format) {
   RawImages raw;
   int64_t n_features = -1;
-  const int64_t declared = format.num_classes > 0 ? format.num_classes : (format.label_format == "letter" ? 26 : 0);
+  const int64_t declared = format.num_classes > 0 ? format.num_classes : (format.label_format == LabelFormat::letter ? 26 : 0);
   for (const auto& path : files) {
     data::GzFile f(path);
     const std::vector<uint8_t> bytes = f.read_all();
@@ -119,7 +119,7 @@ RawImages read_csv(const std::vector<std::string>& files, const CsvFormat& forma
         const std::string field = "field " + std::to_string(k + 1) + ": ";
         if (k == lc) {
           int64_t label = 0;
-          if (format.label_format == "letter") {
+          if (format.label_format == LabelFormat::letter) {
             const char c = s.size() == 1 ? s[0] : 0;
             if (c >= 'A' && c <= 'Z') label = c - 'A';
             else if (c >= 'a' && c <= 'z') label = c - 'a';
@@ -177,7 +177,7 @@ RawImages read_csv(const std::vector<std::string>& files, const CsvFormat& forma
 }
 
 RawImages read_source(const SourceConfig& s, bool test) {
-  if (s.format == "idx") {
+  if (s.format == SourceFormat::idx) {
     if (test && s.test_images.empty()) return {};
     RawImages r = test ? read_idx_pair(s.test_images, s.test_labels, s.num_classes)
                        : read_idx_pair(s.train_images, s.train_labels, s.num_classes);
@@ -198,12 +198,12 @@ RawImages read_source(const SourceConfig& s, bool test) {
     if (test) return {};
     throw InputError("source '" + s.name + "': no train files");
   }
-  if (s.format == "cifar10") return read_cifar(files, 1, 0, s.num_classes > 0 ? s.num_classes : 10);
-  if (s.format == "cifar100") {
-    const bool fine = s.cifar_label != "coarse";
+  if (s.format == SourceFormat::cifar10) return read_cifar(files, 1, 0, s.num_classes > 0 ? s.num_classes : 10);
+  if (s.format == SourceFormat::cifar100) {
+    const bool fine = s.cifar_label != CifarLabel::coarse;
     return read_cifar(files, 2, fine ? 1 : 0, s.num_classes > 0 ? s.num_classes : (fine ? 100 : 20));
   }
-  if (s.format == "csv") {
+  if (s.format == SourceFormat::csv) {
     CsvFormat fmt;
     fmt.label_column = s.label_column;
     fmt.label_format = s.label_format;
@@ -213,7 +213,7 @@ RawImages read_source(const SourceConfig& s, bool test) {
     fmt.num_classes = s.num_classes;
     return read_csv(files, fmt);
   }
-  throw InputError("source '" + s.name + "': unknown format '" + s.format + "'");
+  throw std::logic_error("source '" + s.name + "': no reader for its format");
 }
 
 }  // namespace taskreach

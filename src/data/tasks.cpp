@@ -142,9 +142,9 @@ std::vector<int64_t> classes_of(const std::vector<int64_t>& index, const std::ve
 // The classes a source declares: num_classes, or its format's (CIFAR, letters); 0 if none.
 int64_t declared_classes(const SourceConfig& sc) {
   if (sc.num_classes > 0) return sc.num_classes;
-  if (sc.format == "cifar10") return 10;
-  if (sc.format == "cifar100") return sc.cifar_label == "coarse" ? 20 : 100;
-  if (sc.format == "csv" && sc.label_format == "letter") return 26;
+  if (sc.format == SourceFormat::cifar10) return 10;
+  if (sc.format == SourceFormat::cifar100) return sc.cifar_label == CifarLabel::coarse ? 20 : 100;
+  if (sc.format == SourceFormat::csv && sc.label_format == LabelFormat::letter) return 26;
   return 0;
 }
 
@@ -161,9 +161,6 @@ TaskSet build_tasks(const JobConfig& job) {
   for (size_t k = 0; k < n_src; ++k) {  // before any file is read
     const SourceConfig& sc = job.sources[k];
     const std::string field = "sources[" + std::to_string(k) + "]";
-    if (sc.format != "idx" && sc.format != "cifar10" && sc.format != "cifar100" && sc.format != "csv")
-      throw error(field + ".format",
-                  "unknown format '" + sc.format + "', expected one of: idx, cifar10, cifar100, csv");
     if (!source_of.emplace(sc.name, static_cast<uint32_t>(k)).second)
       throw error(field + ".name", "duplicate source name '" + sc.name + "'");
   }
@@ -310,7 +307,7 @@ TaskSet build_tasks(const JobConfig& job) {
     for (size_t k = 0; k < tc.transforms.size(); ++k) {
       const TransformConfig& tr = tc.transforms[k];
       const std::string f = tfield + ".transforms[" + std::to_string(k) + "]";
-      if (tr.type == "class_subset") {
+      if (tr.type == TransformKind::class_subset) {
         if (tr.classes.empty()) throw error(f + ".classes", "empty, expected at least one class");
         std::vector<char> keep(static_cast<size_t>(rows), 0);
         const std::vector<int64_t> present = classes_of(p.index, p.label);
@@ -331,7 +328,7 @@ TaskSet build_tasks(const JobConfig& job) {
         };
         filter(p.index, p.label);
         filter(p.test_index, p.test_label);
-      } else if (tr.type == "label_remap") {
+      } else if (tr.type == TransformKind::label_remap) {
         cap();
         if (static_cast<int64_t>(tr.map.size()) != rows)
           throw error(f + ".map", "task '" + tc.name + "': " + std::to_string(tr.map.size()) + " entries, expected " +
@@ -344,7 +341,7 @@ TaskSet build_tasks(const JobConfig& job) {
                                         std::to_string(rows - 1) + ")");
         for (auto* labels : {&p.label, &p.test_label})
           for (int64_t& l : *labels) l = tr.map[static_cast<size_t>(l)];
-      } else if (tr.type == "random_labels") {
+      } else if (tr.type == TransformKind::random_labels) {
         cap();
         const auto n = static_cast<int64_t>(p.index.size());
         const int64_t count =
@@ -371,26 +368,22 @@ TaskSet build_tasks(const JobConfig& job) {
           l = classes[static_cast<size_t>((at + 1 + mix(h) % (K - 1)) % K)];
           p.randomised.push_back(i);
         }
-      } else if (tr.type == "invert") {
+      } else if (tr.type == TransformKind::invert) {
         p.steps.push_back({'i', 0.0, 0});
-      } else if (tr.type == "blur") {
+      } else if (tr.type == TransformKind::blur) {
         // Past the image size a wider blur is nearly uniform but costs O(σ) per pixel.
         const double limit = static_cast<double>(std::max(set.height, set.width));
         if (!(tr.sigma > 0.0) || !(tr.sigma <= limit))
           throw error(f + ".sigma", "task '" + tc.name + "': blur sigma " + num(tr.sigma) +
                                         ", expected 0 < sigma <= " + num(limit) + " (pixels)");
         p.steps.push_back({'b', tr.sigma, 0});
-      } else if (tr.type == "noise") {
+      } else if (tr.type == TransformKind::noise) {
         if (!(tr.sigma > 0.0) || !std::isfinite(tr.sigma))
           throw error(f + ".sigma", "task '" + tc.name + "': noise sigma " + num(tr.sigma) + ", expected > 0");
         p.steps.push_back({'n', tr.sigma, tr.seed});
-      } else if (tr.type == "subsample") {
+      } else if (tr.type == TransformKind::subsample) {
         if (tr.n < 1) throw error(f + ".n", "subsample n " + std::to_string(tr.n) + ", expected >= 1");
         p.index = stratified(p.index, p.label, job.seed, p.source, tr.n);
-      } else {
-        throw error(f + ".type", "unknown transform '" + tr.type +
-                                     "', expected one of: class_subset, label_remap, random_labels, invert, blur, "
-                                     "noise, subsample");
       }
     }
     cap();
@@ -442,7 +435,7 @@ TaskSet build_tasks(const JobConfig& job) {
     const data::Images x = data::device_view(out);
     DeviceBase& base = bases[{s, file}];
     const data::Shape from{raw.channels, raw.height, raw.width};
-    const data::Fit fit = job.sources[s].fit == "pad" ? data::Fit::pad : data::Fit::resize;
+    const data::Fit fit = job.sources[s].fit == FitMode::pad ? data::Fit::pad : data::Fit::resize;
     const bool same_shape = raw.channels == set.channels && raw.height == set.height && raw.width == set.width;
     if (raw.is_float()) {
       if (!base.values.data()) base.values = data::to_device(raw.values, raw.dim());
@@ -600,7 +593,7 @@ std::string describe_tasks(const JobConfig& job, const TaskSet& set) {
   for (const SourceInfo& s : set.sources) {
     char stat[48];
     std::snprintf(stat, sizeof stat, "%.4f/%.4f", s.mean, s.std);
-    o << "  " << std::left << std::setw(16) << s.name << std::setw(9) << s.format << std::right << std::setw(8)
+    o << "  " << std::left << std::setw(16) << s.name << std::setw(9) << to_string(s.format) << std::right << std::setw(8)
       << s.n_train << std::setw(8) << s.n_test << "  " << std::left << std::setw(7) << s.test_split << std::setw(10)
       << shape_str(s.channels, s.height, s.width) << std::setw(16) << s.label_space << std::setw(8)
       << rows(s.row_offset, s.rows) << stat << "\n";

@@ -57,14 +57,14 @@ TaskSet build_variants(const JobConfig& job, std::vector<TaskConfig> tasks) {
 
 // A short name of an architecture, usable as an HDF5 group name: mlp-32, linear, cnn-16-32-64.
 std::string arch_label(const ModelConfig& m) {
-  std::string s = m.arch;
-  if (m.arch == "mlp")
+  std::string s = to_string(m.arch);
+  if (m.arch == Arch::mlp)
     for (auto h : m.hidden) s += "-" + std::to_string(h);
-  if (m.arch == "cnn") {
+  if (m.arch == Arch::cnn) {
     for (auto c : m.channels) s += "-" + std::to_string(c);
     for (auto h : m.hidden) s += "-" + std::to_string(h);
   }
-  if (m.arch == "resnet18") s += "-w" + std::to_string(m.width) + "-" + m.norm;
+  if (m.arch == Arch::resnet18) s += "-w" + std::to_string(m.width) + "-" + to_string(m.norm);
   return s;
 }
 
@@ -82,7 +82,7 @@ std::vector<Measurement> measure_runs(Scheduler& sched, const JobConfig& job, co
     const int64_t steps = r.job.train.steps > 0 ? r.job.train.steps
                                                 : r.job.train.epochs * steps_per_epoch(r.job, r.task->size());
     p.cost.push_back(double(steps + r.hooks.deficit_steps) * double(r.job.train.batch_size) + double(r.task->size()));
-    p.key.push_back(key_of(job, {job.experiment, r.label}));
+    p.key.push_back(key_of(job, {to_string(job.experiment), r.label}));
     p.label.push_back(r.label);
   }
   auto packed = sched.run(p, [&](size_t k) {

@@ -40,7 +40,7 @@ ConvergencePlan plan_convergence(const JobConfig& job, const TaskSet& tasks) {
     t.name = random_variant_name(base.name, m);
     if (m > 0) {
       TransformConfig tr;
-      tr.type = "random_labels";
+      tr.type = TransformKind::random_labels;
       tr.count = m;
       t.transforms.push_back(tr);
     }

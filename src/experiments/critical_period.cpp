@@ -20,7 +20,7 @@ CriticalPlan plan_critical(const JobConfig& job) {
   TaskConfig sharp = task_config(job, cp.task), blurred = sharp;
   blurred.name = sharp.name + "-blurred";
   TransformConfig blur;
-  blur.type = "blur";
+  blur.type = TransformKind::blur;
   blur.sigma = cp.sigma;
   blurred.transforms.push_back(blur);
   p.pair_job = job;

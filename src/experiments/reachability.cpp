@@ -51,7 +51,7 @@ std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan
   const int64_t g = std::min<int64_t>(job.ranks_per_task, world_size);
   o << "job " << job.path << (job.name.empty() ? "" : " (" + job.name + ")") << "\n";
   o << "input " << tasks.channels << "x" << tasks.height << "x" << tasks.width << ", shared head K_tot = "
-    << tasks.k_tot << ", model " << job.model.arch << ", d = " << plan.d << " parameters\n";
+    << tasks.k_tot << ", model " << to_string(job.model.arch) << ", d = " << plan.d << " parameters\n";
   o << "tasks (" << plan.n_tasks << "):\n";
   for (const auto& t : tasks.tasks)
     o << "  " << std::left << std::setw(20) << t.name << " n = " << t.size() << ", label rows "
@@ -64,9 +64,9 @@ std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan
   for (const auto& j : plan.jobs) o << "  " << j.name << "  n = " << j.task.size() << "\n";
   o << "groups: " << std::max<int64_t>(1, world_size / g) << " of " << g << " rank(s) on " << world_size
     << " rank(s)\n";
-  o << "curvature: " << job.complexity.curvature << ", top-" << job.complexity.top_k << " + SLQ "
+  o << "curvature: " << to_string(job.complexity.curvature) << ", top-" << job.complexity.top_k << " + SLQ "
     << job.complexity.probes << " probes x " << job.complexity.lanczos_steps << " steps; c = " << job.logdet_c()
-    << " (" << job.complexity.logdet_scale << ")\n";
+    << " (" << to_string(job.complexity.logdet_scale) << ")\n";
   return o.str();
 }
 

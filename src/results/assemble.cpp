@@ -67,7 +67,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
     const double se = formulas::combined_stderr(formulas::logdet_term(out.logdet_stderr.back(), cc.beta), formulas::stderr_of_mean(c_seeds));
     const double se_alt = formulas::combined_stderr(formulas::logdet_term(std::sqrt(v_alt) / double(S), cc.beta), formulas::stderr_of_mean(c_alt_seeds));
     out.C_stderr.push_back(se);
-    const bool laplace = cc.logdet_scale == "laplace";
+    const bool laplace = cc.logdet_scale == LogdetScale::laplace;
     out.C_laplace.push_back(laplace ? out.C.back() : formulas::mean(c_alt_seeds));
     out.C_laplace_stderr.push_back(laplace ? se : se_alt);
     out.C_paper.push_back(laplace ? formulas::mean(c_alt_seeds) : out.C.back());
@@ -128,7 +128,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
     std::ostringstream rec;
     rec << "seed=" << train_seed(job, s) << " gamma=" << m.weight_decay << " lr=" << job.train.lr
         << " B=" << job.train.batch_size << " sgd_steps=" << m.sgd_steps << " polish_iters=" << m.polish_iters
-        << " grad_norm=" << m.grad_norm << " dtype=" << job.train.dtype << "+float64_polish threads=1"
+        << " grad_norm=" << m.grad_norm << " dtype=" << to_string(job.train.dtype) << "+float64_polish threads=1"
         << " n=" << jobs[jb].task.size() << " hvp=" << m.products
         << " eps=" << m.eps_converged << "/" << m.eps_requested << " quadrature_change=" << m.quadrature_change
         << " logdet_stderr=" << m.logdet_stderr << " curvature_samples="
@@ -143,12 +143,12 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
 
 void job_attributes(RunOutput& out, const JobConfig& job, int world_size) {
   const auto& cc = job.complexity;
-  out.attrs_str["experiment"] = job.experiment;
+  out.attrs_str["experiment"] = to_string(job.experiment);
   out.attrs_str["config"] = job.text;
   out.attrs_str["created"] = now_iso();
-  out.attrs_str["logdet_scale"] = cc.logdet_scale;
-  out.attrs_str["curvature"] = cc.curvature;
-  out.attrs_str["model"] = job.model.arch;
+  out.attrs_str["logdet_scale"] = to_string(cc.logdet_scale);
+  out.attrs_str["curvature"] = to_string(cc.curvature);
+  out.attrs_str["model"] = to_string(job.model.arch);
   out.attrs_str["weight_decay"] = job.train.weight_decay_auto
                                       ? "auto (MAP: beta/(lambda2 n))"
                                       : "explicit: C is not evaluated at the MAP point of its own prior";

@@ -27,11 +27,11 @@ struct TorchCurvature::Impl {
 
 TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double>& weights,
                                const Task& task, int shard_rank, int shard_size,
-                               const std::string& kind, int64_t batch_size,
+                               Curvature kind, int64_t batch_size,
                                const std::vector<double>& buffers, int64_t subsample, uint64_t seed)
     : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
-  m.ggn = kind == "ggn";
+  m.ggn = kind == Curvature::ggn;
   m.net = detail::make_net(shape, 0, task.active_rows);
   m.net->to(torch::kDouble);
   m.net->eval();

@@ -12,8 +12,8 @@ namespace {
 
 torch::Device g_device(torch::kCPU);
 
-torch::nn::AnyModule make_norm(const std::string& norm, int64_t ch) {
-  if (norm == "batch") return torch::nn::AnyModule(torch::nn::BatchNorm2d(ch));
+torch::nn::AnyModule make_norm(Norm norm, int64_t ch) {
+  if (norm == Norm::batch) return torch::nn::AnyModule(torch::nn::BatchNorm2d(ch));
   return torch::nn::AnyModule(torch::nn::GroupNorm(torch::nn::GroupNormOptions(std::gcd<int64_t>(ch, 32), ch)));
 }
 
@@ -21,11 +21,11 @@ torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
 }
 
-torch::Tensor act(const torch::Tensor& x, const std::string& a) { return a == "relu" ? torch::relu(x) : torch::tanh(x); }
+torch::Tensor act(const torch::Tensor& x, Activation a) { return a == Activation::relu ? torch::relu(x) : torch::tanh(x); }
 
 }  // namespace
 
-BlockImpl::BlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm) {
+BlockImpl::BlockImpl(int64_t in, int64_t out, int64_t stride, Norm norm) {
   conv1 = register_module("conv1", conv3x3(in, out, stride));
   n1 = make_norm(norm, out);
   register_module("n1", n1.ptr());
@@ -48,7 +48,7 @@ torch::Tensor BlockImpl::forward(torch::Tensor x) {
 
 NetImpl::NetImpl(const ModelShape& s) : shape(s) {
   int64_t in = s.in_dim();
-  if (s.arch == "cnn") {
+  if (s.arch == Arch::cnn) {
     int64_t c = s.channels, h = s.height, w = s.width;
     for (size_t l = 0; l < s.conv.size(); ++l) {
       convs.push_back(register_module("conv" + std::to_string(l),
@@ -58,7 +58,7 @@ NetImpl::NetImpl(const ModelShape& s) : shape(s) {
       w /= 2;
     }
     in = c * h * w;
-  } else if (s.arch == "resnet18") {
+  } else if (s.arch == Arch::resnet18) {
     const int64_t w0 = s.base_width;
     stem = register_module("stem", conv3x3(s.channels, w0, 1));
     stem_norm = make_norm(s.norm, w0);
@@ -74,7 +74,7 @@ NetImpl::NetImpl(const ModelShape& s) : shape(s) {
     }
     in = c;
   }
-  if (s.arch == "mlp" || s.arch == "cnn")
+  if (s.arch == Arch::mlp || s.arch == Arch::cnn)
     for (size_t l = 0; l < s.hidden.size(); ++l) {
       dense.push_back(register_module("fc" + std::to_string(l), torch::nn::Linear(in, s.hidden[l])));
       in = s.hidden[l];
@@ -83,11 +83,11 @@ NetImpl::NetImpl(const ModelShape& s) : shape(s) {
 }
 
 torch::Tensor NetImpl::forward(torch::Tensor x) {
-  if (shape.arch == "cnn" || shape.arch == "resnet18") x = x.view({x.size(0), shape.channels, shape.height, shape.width});
-  if (shape.arch == "cnn") {
+  if (shape.arch == Arch::cnn || shape.arch == Arch::resnet18) x = x.view({x.size(0), shape.channels, shape.height, shape.width});
+  if (shape.arch == Arch::cnn) {
     for (auto& c : convs) x = torch::avg_pool2d(act(c->forward(x), shape.activation), 2);
     x = x.flatten(1);
-  } else if (shape.arch == "resnet18") {
+  } else if (shape.arch == Arch::resnet18) {
     x = torch::relu(stem_norm.forward(stem->forward(x)));
     for (auto& b : blocks) x = b->forward(x);
     x = x.mean({2, 3});
@@ -166,17 +166,17 @@ ModelShape model_shape(const JobConfig& job, const TaskSet& tasks) {
   s.channels = tasks.channels;
   s.height = tasks.height;
   s.width = tasks.width;
-  s.hidden = job.model.arch == "linear" || job.model.arch == "resnet18" ? std::vector<int64_t>{} : job.model.hidden;
+  s.hidden = job.model.arch == Arch::linear || job.model.arch == Arch::resnet18 ? std::vector<int64_t>{} : job.model.hidden;
   s.conv = job.model.channels;
   s.base_width = job.model.width;
   s.norm = job.model.norm;
-  s.activation = job.model.activation.empty() ? "tanh" : job.model.activation;
+  s.activation = job.model.activation;
   s.k_tot = tasks.k_tot;
   return s;
 }
 
 int64_t num_parameters(const ModelShape& shape) {
-  if (shape.arch == "linear" || shape.arch == "mlp") {  // closed form: no model needed
+  if (shape.arch == Arch::linear || shape.arch == Arch::mlp) {  // closed form: no model needed
     int64_t d = 0, in = shape.in_dim();
     for (int64_t h : shape.hidden) {
       d += in * h + h;

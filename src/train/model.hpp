@@ -11,7 +11,7 @@ namespace taskreach::detail {
 // CIFAR-style ResNet basic block; GroupNorm keeps the loss a per-sample sum (shards agree),
 // BatchNorm is the option.
 struct BlockImpl : torch::nn::Module {
-  BlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm);
+  BlockImpl(int64_t in, int64_t out, int64_t stride, Norm norm);
   torch::Tensor forward(torch::Tensor x);
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, proj{nullptr};
   torch::nn::AnyModule n1, n2, nproj;

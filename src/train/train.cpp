@@ -27,6 +27,42 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// This rank's part of a collective section (its forward/backward), then an agreement on how
+// it went before the section's collectives: a throw on one rank becomes the same exception
+// on every rank ("train: SGD step 12 failed on rank 1: …"), never ranks left waiting in an
+// all-reduce that the failed rank will not join (STYLE convention 11).
+template <class Local>
+void local_then_agree(MPI_Comm group, const std::string& section, Local&& local) {
+  bool ok = true;
+  std::string what;
+  try {
+    local();
+  } catch (const c10::Error& e) {
+    ok = false;
+    what = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    ok = false;
+    what = e.what();
+  } catch (...) {
+    ok = false;
+    what = "unknown exception";
+  }
+  int rank = 0, size = 1;
+  MPI_Comm_rank(group, &rank);
+  MPI_Comm_size(group, &size);
+  int first = ok ? size : rank;
+  if (size > 1) MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, group);
+  if (first == size) return;
+  what = what.substr(0, what.find('\n'));  // one line, whatever the source
+  int len = static_cast<int>(what.size());
+  if (size > 1) {
+    MPI_Bcast(&len, 1, MPI_INT, first, group);
+    what.resize(static_cast<size_t>(len));
+    MPI_Bcast(what.data(), len, MPI_CHAR, first, group);
+  }
+  throw std::runtime_error("train: " + section + " failed on rank " + std::to_string(first) + ": " + what);
+}
+
 // Sums the gradients of `params` over the group with a single all-reduce.
 void allreduce_grads(MPI_Comm group, const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> grads;
@@ -113,12 +149,14 @@ double test_accuracy(MPI_Comm group, Net& net, const Task& task, const torch::Te
   auto y = torch::from_blob(const_cast<int64_t*>(task.y_test.data()), {task.test_size()}, torch::kLong);
   auto idx = torch::arange(rank, task.test_size(), size, torch::kLong);
   double correct = 0;
-  for (int64_t b0 = 0; b0 < idx.size(0); b0 += 1024) {
-    auto ib = idx.slice(0, b0, b0 + 1024);
-    auto xb = x.index_select(0, ib).to(detail::device(), dtype);
-    auto yb = y.index_select(0, ib).to(detail::device());
-    correct += detail::masked(net->forward(xb), mask).argmax(1).eq(yb).sum().item<double>();
-  }
+  local_then_agree(group, "test accuracy", [&] {
+    for (int64_t b0 = 0; b0 < idx.size(0); b0 += 1024) {
+      auto ib = idx.slice(0, b0, b0 + 1024);
+      auto xb = x.index_select(0, ib).to(detail::device(), dtype);
+      auto yb = y.index_select(0, ib).to(detail::device());
+      correct += detail::masked(net->forward(xb), mask).argmax(1).eq(yb).sum().item<double>();
+    }
+  });
   return allreduce_sum(group, correct) / double(task.test_size());
 }
 
@@ -128,12 +166,14 @@ CurvePoint evaluate(MPI_Comm group, Net& net, const Data& d, int64_t step) {
   const bool was_training = net->is_training();
   net->eval();
   double loss = 0, correct = 0;
-  for (int64_t b0 = 0; b0 < d.xs.size(0); b0 += 1024) {
-    auto logits = detail::masked(net->forward(d.xs.slice(0, b0, b0 + 1024)), d.mask);
-    auto yb = d.ys.slice(0, b0, b0 + 1024);
-    loss += F::cross_entropy(logits, yb, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
-    correct += logits.argmax(1).eq(yb).sum().item<double>();
-  }
+  local_then_agree(group, "evaluation at step " + std::to_string(step), [&] {
+    for (int64_t b0 = 0; b0 < d.xs.size(0); b0 += 1024) {
+      auto logits = detail::masked(net->forward(d.xs.slice(0, b0, b0 + 1024)), d.mask);
+      auto yb = d.ys.slice(0, b0, b0 + 1024);
+      loss += F::cross_entropy(logits, yb, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+      correct += logits.argmax(1).eq(yb).sum().item<double>();
+    }
+  });
   net->train(was_training);
   double v[2] = {loss, correct};
   MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_SUM, group);
@@ -143,7 +183,7 @@ CurvePoint evaluate(MPI_Comm group, Net& net, const Data& d, int64_t step) {
 struct SgdSpec {
   double lr, momentum, weight_decay;
   int64_t batch, steps, eval_every;
-  std::string schedule = "constant";
+  Schedule schedule = Schedule::constant;
   std::vector<int64_t> milestones;
   double factor = 0.1;
   double stop_below = -1.0;  // stop at the first evaluation with mean loss ≤ this (fine-tuning)
@@ -159,13 +199,13 @@ struct SgdResult {
 };
 
 double scheduled_lr(const SgdSpec& s, int64_t step) {
-  if (s.schedule == "step") {
+  if (s.schedule == Schedule::step) {
     double lr = s.lr;
     for (int64_t m : s.milestones)
       if (step >= m) lr *= s.factor;
     return lr;
   }
-  if (s.schedule == "cosine") return 0.5 * s.lr * (1.0 + std::cos(M_PI * double(step) / double(std::max<int64_t>(1, s.steps))));
+  if (s.schedule == Schedule::cosine) return 0.5 * s.lr * (1.0 + std::cos(M_PI * double(step) / double(std::max<int64_t>(1, s.steps))));
   return s.lr;
 }
 
@@ -184,7 +224,8 @@ SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, tor
   net->train();
   auto eval_now = [&](int64_t step) {
     r.curve.push_back(evaluate(group, net, d, step));
-    if (s.on_eval) s.on_eval(r.curve.back());
+    if (s.on_eval)
+      local_then_agree(group, "evaluation hook at step " + std::to_string(step), [&] { s.on_eval(r.curve.back()); });
     const double loss = r.curve.back()[1];
     if (!std::isfinite(loss)) r.diverged = true;
     if (s.stop_below >= 0 && loss <= s.stop_below && r.stopped_at < 0) r.stopped_at = step;
@@ -203,16 +244,18 @@ SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, tor
     std::vector<int64_t> mine;
     for (int64_t q = b0 + d.rank; q < b1; q += d.size) mine.push_back(perm[static_cast<size_t>(q)]);
     static_cast<torch::optim::SGDOptions&>(sgd->param_groups()[0].options()).lr(scheduled_lr(s, r.steps));
-    for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
     double local = 0.0;
-    if (!mine.empty()) {
-      auto idx = torch::tensor(mine, torch::kLong).to(d.x.device());
-      auto loss = F::cross_entropy(detail::masked(net->forward(d.x.index_select(0, idx)), d.mask),
-                                   d.y.index_select(0, idx), F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
-                  static_cast<double>(b1 - b0);
-      loss.backward();
-      local = loss.item<double>();
-    }
+    local_then_agree(group, "SGD step " + std::to_string(r.steps + 1), [&] {
+      for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+      if (!mine.empty()) {
+        auto idx = torch::tensor(mine, torch::kLong).to(d.x.device());
+        auto loss = F::cross_entropy(detail::masked(net->forward(d.x.index_select(0, idx)), d.mask),
+                                     d.y.index_select(0, idx), F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                    static_cast<double>(b1 - b0);
+        loss.backward();
+        local = loss.item<double>();
+      }
+    });
     allreduce_grads(group, params);
     if (!std::isfinite(allreduce_sum(group, local))) {
       r.diverged = true;
@@ -232,16 +275,20 @@ SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, tor
 // penalty is added by rank 0 only, so the sum counts it once). Gradients land in .grad().
 double map_objective(MPI_Comm group, Net& net, const Data& d, double penalty) {
   auto params = net->parameters();
-  for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
-  torch::Tensor f = torch::zeros({}, torch::TensorOptions(torch::kDouble).device(d.x.device()));
-  if (d.xs.size(0))
-    f = F::cross_entropy(detail::masked(net->forward(d.xs), d.mask), d.ys, F::CrossEntropyFuncOptions().reduction(torch::kSum));
-  if (d.rank == 0)
-    for (const auto& p : params) f = f + penalty * p.pow(2).sum();
-  f = f / double(d.n);
-  f.backward();
+  double local = 0.0;
+  local_then_agree(group, "MAP objective", [&] {
+    for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+    torch::Tensor f = torch::zeros({}, torch::TensorOptions(torch::kDouble).device(d.x.device()));
+    if (d.xs.size(0))
+      f = F::cross_entropy(detail::masked(net->forward(d.xs), d.mask), d.ys, F::CrossEntropyFuncOptions().reduction(torch::kSum));
+    if (d.rank == 0)
+      for (const auto& p : params) f = f + penalty * p.pow(2).sum();
+    f = f / double(d.n);
+    f.backward();
+    local = f.item<double>();
+  });
   allreduce_grads(group, params);
-  return allreduce_sum(group, f.item<double>());
+  return allreduce_sum(group, local);
 }
 
 double grad_norm(MPI_Comm group, Net& net, const Data& d, double penalty) {
@@ -251,7 +298,7 @@ double grad_norm(MPI_Comm group, Net& net, const Data& d, double penalty) {
   return std::sqrt(norm2(g));
 }
 
-torch::Dtype train_dtype(const JobConfig& job) { return job.train.dtype == "float64" ? torch::kDouble : torch::kFloat; }
+torch::Dtype train_dtype(const JobConfig& job) { return job.train.dtype == DType::float64 ? torch::kDouble : torch::kFloat; }
 
 double weight_decay_for(const JobConfig& job, int64_t n) {
   // γ_D = β/(λ² n_D): SGD on the mean loss then has the MAP point of DESIGN §1 as its optimum.

@@ -58,7 +58,7 @@ const Setup& setup() {
 
 ModelShape shape_of(const std::string& arch) {
   ModelShape s;
-  s.arch = arch;
+  s.arch = from_string<Arch>(arch);
   s.height = s.width = 28;
   s.hidden = {32};
   s.k_tot = 20;
@@ -81,7 +81,7 @@ void BM_ProductOverGradient(benchmark::State& state, const std::string& arch, co
   const auto& task = setup().task;
   ModelShape shape = shape_of(arch);
   auto w = weights_of(shape);
-  TorchCurvature op(shape, w, task, 0, 1, kind, 500);
+  TorchCurvature op(shape, w, task, 0, 1, from_string<Curvature>(kind), 500);
   auto net = taskreach::detail::make_net(shape, 3, task.active_rows);
   net->to(torch::kDouble);
   net->eval();
@@ -115,7 +115,7 @@ void BM_ProductOverGradient(benchmark::State& state, const std::string& arch, co
 void BM_DistributedProduct(benchmark::State& state) {
   const auto& task = setup().task;
   ModelShape shape = shape_of("mlp");
-  TorchCurvature op(shape, weights_of(shape), task, world_rank(), world_size(), "ggn", 500);
+  TorchCurvature op(shape, weights_of(shape), task, world_rank(), world_size(), Curvature::ggn, 500);
   std::vector<double> v(size_t(op.dim()));
   for (size_t i = 0; i < v.size(); ++i) v[i] = rademacher(1, 0, i);
   for (auto _ : state) benchmark::DoNotOptimize(apply_distributed(MPI_COMM_WORLD, op, v).data());
@@ -128,7 +128,7 @@ void BM_DistributedProduct(benchmark::State& state) {
 void BM_ProductsForAccuracy(benchmark::State& state) {
   const auto& task = setup().task;
   ModelShape shape = shape_of("mlp");
-  TorchCurvature op(shape, weights_of(shape), task, world_rank(), world_size(), "ggn", 500);
+  TorchCurvature op(shape, weights_of(shape), task, world_rank(), world_size(), Curvature::ggn, 500);
   SpectrumOptions so;
   so.probes = 16;
   so.lanczos_steps = 30;

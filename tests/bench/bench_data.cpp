@@ -126,7 +126,7 @@ void BM_ReadCsvGzipDigits(benchmark::State& state) {
 void BM_ReadCsvPlainLetters(benchmark::State& state) {
   CsvFormat f;
   f.label_column = 0;
-  f.label_format = "letter";
+  f.label_format = LabelFormat::letter;
   f.scale = 15;
   for (auto _ : state) benchmark::DoNotOptimize(read_csv({files().letters}, f).n);
   mb_per_s(state, files().letters_bytes);

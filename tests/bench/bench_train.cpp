@@ -24,7 +24,7 @@ const TaskSet& tasks() {
     job.n_per_task = 512;
     SourceConfig s;
     s.name = "fashion";
-    s.format = "idx";
+    s.format = SourceFormat::idx;
     s.train_images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
     s.train_labels = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz";
     job.sources = {s};
@@ -39,10 +39,10 @@ const TaskSet& tasks() {
 
 void BM_TrainSteps(benchmark::State& state, const std::string& arch) {
   JobConfig job;
-  job.model.arch = arch;
+  job.model.arch = from_string<Arch>(arch);
   job.model.hidden = arch == "linear" || arch == "resnet18" ? std::vector<int64_t>{} : std::vector<int64_t>{32};
   job.model.width = 16;
-  job.model.activation = arch == "resnet18" ? "relu" : "tanh";
+  job.model.activation = arch == "resnet18" ? Activation::relu : Activation::tanh;
   job.train.batch_size = state.range(0);
   job.train.steps = 20;
   job.train.eval_every = 20;

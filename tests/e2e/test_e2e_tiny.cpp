@@ -147,6 +147,17 @@ TEST(E2ETiny, ResumedRunEqualsUninterruptedAndRecomputesNothing) {
   EXPECT_EQ(b.attrs_i64.at("jobs_computed") + 3, a.attrs_i64.at("jobs_computed"));
 }
 
+// Two task groups of one rank each (the one-sided hand-out) compute every job exactly as one
+// rank alone does: the hand-out and the exchange of results change nothing.
+TEST(E2ETiny, TwoGroupsOfOneRankEqualOneRank) {
+  RunOutput a = read_output(kDir + "/tiny_np1.h5"), b = read_output(kDir + "/tiny_groups_np2.h5");
+  EXPECT_EQ(b.attrs_str.at("schedule"), "dynamic-one-sided");
+  EXPECT_EQ(b.attrs_i64.at("task_groups"), 2);
+  expect_same_matrices(a, b);
+  EXPECT_EQ(a.C, b.C);
+  EXPECT_EQ(a.finetune_threshold, b.finetune_threshold);
+}
+
 // Written by the e2e_fault_kill and e2e_fault_corrupt tests (tests/e2e/faults.sh), which
 // check the counts of reused and recomputed jobs.
 TEST(E2ETiny, RunResumedAfterAKilledRankEqualsUninterrupted) {

@@ -71,7 +71,7 @@ inline void run_idx(const uint8_t* data, size_t size, const std::string& dir) {
   if (size < 4) return;
   SourceConfig s;
   s.name = "fuzz";
-  s.format = "idx";
+  s.format = SourceFormat::idx;
   s.transpose = data[0] & 1;
   s.num_classes = data[1];
   size_t split = load_le<uint16_t>(data + 2);
@@ -91,8 +91,8 @@ inline void run_cifar(const uint8_t* data, size_t size, const std::string& dir) 
   SourceConfig s;
   s.name = "fuzz";
   const int mode = data[0] % 3;
-  s.format = mode == 0 ? "cifar10" : "cifar100";
-  s.cifar_label = mode == 2 ? "coarse" : "fine";
+  s.format = mode == 0 ? SourceFormat::cifar10 : SourceFormat::cifar100;
+  s.cifar_label = mode == 2 ? CifarLabel::coarse : CifarLabel::fine;
   s.num_classes = data[1];
   size_t split = load_le<uint16_t>(data + 2);
   data += 4, size -= 4;
@@ -114,9 +114,9 @@ inline void run_csv(const uint8_t* data, size_t size, const std::string& dir) {
   if (size < kCsvHeader) return;
   SourceConfig s;
   s.name = "fuzz";
-  s.format = "csv";
+  s.format = SourceFormat::csv;
   s.label_column = static_cast<int8_t>(data[0]);
-  s.label_format = data[1] & 1 ? "letter" : "integer";
+  s.label_format = data[1] & 1 ? LabelFormat::letter : LabelFormat::integer;
   s.num_classes = data[2];
   s.skip_rows = data[3] % 4;
   const double scale = load_le<double>(data + 4);
@@ -130,7 +130,7 @@ inline void run_csv(const uint8_t* data, size_t size, const std::string& dir) {
   s.train_files.push_back(dir + "/table.csv");
   write_file(s.train_files.back(), data, size);
   const RawImages r = read_source(s, false);
-  const int64_t classes = s.num_classes > 0 ? s.num_classes : s.label_format == "letter" ? 26 : 0;
+  const int64_t classes = s.num_classes > 0 ? s.num_classes : s.label_format == LabelFormat::letter ? 26 : 0;
   check_raw(r, classes);
   require(r.pixels.empty(), "csv: expected float values");
 }
@@ -167,8 +167,8 @@ inline void check_job(const JobConfig& j) {
   }
   for (const auto& task : j.tasks)
     for (const auto& tr : task.transforms) {
-      if (tr.type == "blur" || tr.type == "noise") require(finite_pos(tr.sigma), "transform.sigma");
-      if (tr.type == "random_labels")
+      if (tr.type == TransformKind::blur || tr.type == TransformKind::noise) require(finite_pos(tr.sigma), "transform.sigma");
+      if (tr.type == TransformKind::random_labels)
         require(tr.count >= 0 || (tr.fraction >= 0 && tr.fraction <= 1), "transform.fraction");
     }
 }

@@ -9,7 +9,7 @@ namespace taskreach::testing {
 inline SourceConfig sklearn_digits_source(double test_fraction = 0.0) {
   SourceConfig s;
   s.name = "digits";
-  s.format = "csv";
+  s.format = SourceFormat::csv;
   s.train_files = {"/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"};
   s.label_column = -1;
   s.shape = {1, 8, 8};

@@ -41,7 +41,7 @@ transforms = [ { type = "class_subset", classes = [0, 1, 2] }, { type = "blur", 
   EXPECT_EQ(job.tasks[1].transforms[0].classes, (std::vector<int64_t>{0, 1, 2}));
   EXPECT_DOUBLE_EQ(job.tasks[1].transforms[1].sigma, 1.5);
   EXPECT_TRUE(job.train.weight_decay_auto);
-  EXPECT_EQ(job.complexity.curvature, "ggn");
+  EXPECT_EQ(job.complexity.curvature, Curvature::ggn);
   EXPECT_DOUBLE_EQ(job.logdet_c(), 1.0);
 }
 
@@ -156,21 +156,21 @@ transforms = [ { type = "label_remap", map = [1, 0] }, { type = "random_labels",
   EXPECT_EQ(job.input_shape, (std::vector<int64_t>{3, 32, 32}));
   EXPECT_EQ(job.n_test_per_task, 100);
   ASSERT_EQ(job.sources.size(), 4u);
-  EXPECT_EQ(job.sources[0].fit, "pad");
+  EXPECT_EQ(job.sources[0].fit, FitMode::pad);
   EXPECT_EQ(job.sources[0].num_classes, 10);
   EXPECT_TRUE(job.sources[0].transpose);
   EXPECT_FALSE(job.sources[0].test_images.empty());
-  EXPECT_EQ(job.sources[1].format, "csv");
+  EXPECT_EQ(job.sources[1].format, SourceFormat::csv);
   EXPECT_EQ(job.sources[1].train_files.size(), 1u);
   EXPECT_EQ(job.sources[1].shape, (std::vector<int64_t>{1, 8, 8}));
   EXPECT_DOUBLE_EQ(job.sources[1].scale, 16.0);
   EXPECT_DOUBLE_EQ(job.sources[1].test_fraction, 0.2);
-  EXPECT_EQ(job.sources[1].fit, "resize");
+  EXPECT_EQ(job.sources[1].fit, FitMode::resize);
   EXPECT_EQ(job.sources[2].label_column, 0);
-  EXPECT_EQ(job.sources[2].label_format, "letter");
+  EXPECT_EQ(job.sources[2].label_format, LabelFormat::letter);
   EXPECT_EQ(job.sources[2].skip_rows, 1);
   EXPECT_EQ(job.sources[2].label_space, "abc");
-  EXPECT_EQ(job.sources[3].cifar_label, "coarse");
+  EXPECT_EQ(job.sources[3].cifar_label, CifarLabel::coarse);
   const auto& trs = job.tasks[0].transforms;
   ASSERT_EQ(trs.size(), 5u);
   EXPECT_EQ(trs[0].map, (std::vector<int64_t>{1, 0}));
@@ -242,7 +242,7 @@ TEST(Config, BadInputOutOfRangeValues) {
   EXPECT_EQ(error_of(kFashion + "num_classes = 0\n" + kTaskA),
             "bad.toml: sources[0].num_classes: expected an integer >= 1, got 0");
   EXPECT_EQ(error_of(kFashion + "fit = \"stretch\"\n" + kTaskA),
-            "bad.toml: sources[0].fit: expected \"resize\" or \"pad\", got 'stretch'");
+            "bad.toml: sources[0].fit: unknown fit 'stretch', expected one of: resize, pad");
 }
 
 TEST(Config, BadInputMissingFiles) {
@@ -254,6 +254,32 @@ TEST(Config, BadInputMissingFiles) {
             "bad.toml: sources[0].test_labels: missing; test_images and test_labels come as a pair");
   EXPECT_EQ(error_of("[[sources]]\nname = \"x\"\nformat = \"parquet\"\n"),
             "bad.toml: sources[0].format: unknown format 'parquet', expected one of: idx, cifar10, cifar100, csv");
+}
+
+// Every named choice is an enum, checked once here: a bad name never reaches the data,
+// training or curvature modules.
+TEST(Config, BadInputUnknownChoices) {
+  EXPECT_EQ(error_of(kFashion + "[[tasks]]\nname = \"a\"\nsource = \"fashion\"\n"
+                                "[[tasks.transforms]]\ntype = \"rotate\"\n"),
+            "bad.toml: tasks[0].transforms[0].type: unknown transform 'rotate', expected one of: class_subset, "
+            "label_remap, random_labels, invert, blur, noise, subsample");
+  EXPECT_EQ(error_of(kFashion + "[[tasks]]\nname = \"a\"\nsource = \"fashion\"\n"
+                                "[[tasks.transforms]]\nsigma = 1.0\n"),
+            "bad.toml: tasks[0].transforms[0].type: missing; expected one of: class_subset, label_remap, "
+            "random_labels, invert, blur, noise, subsample");
+  EXPECT_EQ(error_of("[model]\narch = \"vit\"\n" + kFashion + kTaskA),
+            "bad.toml: model.arch: unknown architecture 'vit', expected one of: linear, mlp, cnn, resnet18");
+  EXPECT_EQ(error_of("[train]\nschedule = \"linear\"\n" + kFashion + kTaskA),
+            "bad.toml: train.schedule: unknown schedule 'linear', expected one of: constant, step, cosine");
+  EXPECT_EQ(error_of("[complexity]\ncurvature = \"fisher\"\n" + kFashion + kTaskA),
+            "bad.toml: complexity.curvature: unknown curvature 'fisher', expected one of: ggn, hessian");
+  EXPECT_EQ(error_of("experiment = \"finetune\"\n" + kFashion + kTaskA),
+            "bad.toml: experiment: unknown experiment 'finetune', expected one of: reachability, convergence, "
+            "potential, critical_period");
+  // The names round-trip through the one table.
+  EXPECT_EQ(from_string<Arch>(to_string(Arch::resnet18)), Arch::resnet18);
+  EXPECT_STREQ(to_string(TransformKind::random_labels), "random_labels");
+  EXPECT_THROW(from_string<Norm>("layer"), std::invalid_argument);
 }
 
 // toml++ 3.3 reaches undefined behaviour on some non-ASCII text (see check_non_ascii in
