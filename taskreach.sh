@@ -91,11 +91,21 @@ run_tests() {
 run_asan_tests() {
   setup
   cmake --preset asan -DTASKREACH_DATA_DIR="$TASKREACH_DATA" >/dev/null
-  # Only the executables of the tests that the preset runs, after any ctest selection given
-  # (each test is named after its executable, plus _np_N under mpiexec); the app and the e2e
-  # tests are not needed here.
+  # Only the executables of the tests that the preset runs, after any ctest selection given,
+  # read off each test's command (the program itself, after mpiexec, or a script's -DEXE=);
+  # the app and the e2e tests are not needed here.
   local targets
-  targets=$(ctest --preset asan -N "$@" | sed -n 's/^ *Test *#[0-9]*: *//p' | sed 's/_np_[0-9]*$//' | sort -u)
+  targets=$(ctest --preset asan -N "$@" --show-only=json-v1 | /usr/bin/python3 -c '
+import json, os, re, sys
+exes = set()
+for t in json.load(sys.stdin)["tests"]:
+    if not t.get("command"):  # not built yet: a plain test is named after its program
+        exes.add(re.sub(r"_np_[0-9]+$", "", t["name"]))
+    for a in t.get("command") or []:
+        p = a.split("=", 1)[1] if a.startswith("-DEXE=") else a
+        if os.path.basename(p).startswith("test_") and "." not in os.path.basename(p):
+            exes.add(os.path.basename(p))
+print(" ".join(sorted(exes)))')
   # shellcheck disable=SC2086
   cmake --build --preset asan -j "$JOBS" --target $targets
   ctest --preset asan "$@"

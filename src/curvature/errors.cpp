@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "petsc.hpp"
+#include "taskreach/collective.hpp"
 
 namespace taskreach::detail {
 namespace {
@@ -53,29 +54,11 @@ PetscErrorScope::PetscErrorScope() {
 PetscErrorScope::~PetscErrorScope() { PetscPopErrorHandler(); }
 
 PetscErrorCode agree(MPI_Comm comm, bool ok, const std::string& what, int* failed, std::string* message) {
-  PetscMPIInt rank = 0, size = 1;
   PetscFunctionBeginUser;
-  PetscCallMPI(MPI_Comm_size(comm, &size));
-  PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  *failed = -1;
-  message->clear();
-  if (size == 1) {
-    if (!ok) {
-      *failed = 0;
-      *message = first_line(what);
-    }
-    PetscFunctionReturn(0);
-  }
-  PetscMPIInt mine = ok ? size : rank, first = size;
-  PetscCallMPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm));
-  if (first == size) PetscFunctionReturn(0);
-  std::string text = rank == first ? first_line(what) : std::string();
-  int len = static_cast<int>(text.size());
-  PetscCallMPI(MPI_Bcast(&len, 1, MPI_INT, first, comm));
-  text.resize(static_cast<size_t>(len));
-  PetscCallMPI(MPI_Bcast(text.data(), len, MPI_CHAR, first, comm));
-  *failed = first;
-  *message = std::move(text);
+  util::Failure f;
+  PetscCallMPI(util::agree(comm, ok, what, f));
+  *failed = f.rank;
+  *message = std::move(f.message);
   PetscFunctionReturn(0);
 }
 

@@ -1,5 +1,7 @@
 #include "shell.hpp"
 
+#include "taskreach/collective.hpp"
+
 #include <chrono>
 #include <type_traits>
 
@@ -35,17 +37,8 @@ PetscErrorCode ShellOperator::mult(Mat A, Vec x, Vec y) {
   PetscCall(VecScatterEnd(self->to_all_, x, self->full_, INSERT_VALUES, SCATTER_FORWARD));
   const PetscScalar* v = nullptr;
   PetscCall(VecGetArrayRead(self->full_, &v));
-  bool ok = true;
-  std::string what;
-  try {
-    self->op_.apply_shard(v, self->partial_.data());
-  } catch (const std::exception& e) {
-    ok = false;
-    what = e.what();
-  } catch (...) {
-    ok = false;
-    what = "unknown exception";
-  }
+  const std::string what = util::failure_of([&] { self->op_.apply_shard(v, self->partial_.data()); });
+  const bool ok = what.empty();
   PetscCall(VecRestoreArrayRead(self->full_, &v));
   // Every rank joins the agreement whatever its shard did; then all fail alike or go on.
   int failed = -1;

@@ -19,6 +19,7 @@
 
 #include "h5_handles.hpp"
 #include "schema.hpp"
+#include "taskreach/collective.hpp"
 #include "taskreach/io.hpp"
 
 namespace taskreach {
@@ -99,10 +100,9 @@ void phase(const Comm& c, const Ctx& ctx, F&& step) {
   } catch (const std::exception& e) {
     msg = "io: " + ctx.path + ": " + e.what();
   }
-  int failed = msg.empty() ? c.size : c.rank;
-  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MIN, c.comm);
-  if (failed == c.size) return;
-  throw IoError(broadcast(c, msg, failed));
+  util::Failure f;
+  util::agree(c.comm, msg.empty(), msg, f);
+  if (f.any()) throw IoError(f.message);
 }
 
 // ---------------------------------------------------------------------------------------

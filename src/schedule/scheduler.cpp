@@ -67,12 +67,8 @@ void set_stop_announcement(const std::string& line) {
 }
 
 const char* to_string(HandOut h) {
-  switch (h) {
-    case HandOut::single: return "single";
-    case HandOut::thread: return "dynamic";
-    case HandOut::one_sided: return "dynamic-one-sided";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"single", "dynamic", "dynamic-one-sided"};  // enum order
+  return kNames[static_cast<int>(h)];
 }
 
 void Scheduler::set_after_job_hook(AfterJobHook hook) { g_after_job = hook; }

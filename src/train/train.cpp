@@ -12,6 +12,7 @@
 
 #include "model.hpp"
 #include "taskreach/files.hpp"
+#include "taskreach/collective.hpp"
 #include "taskreach/formulas.hpp"
 #include "taskreach/util.hpp"
 
@@ -33,34 +34,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // all-reduce that the failed rank will not join (STYLE convention 11).
 template <class Local>
 void local_then_agree(MPI_Comm group, const std::string& section, Local&& local) {
-  bool ok = true;
-  std::string what;
-  try {
-    local();
-  } catch (const c10::Error& e) {
-    ok = false;
-    what = e.what_without_backtrace();
-  } catch (const std::exception& e) {
-    ok = false;
-    what = e.what();
-  } catch (...) {
-    ok = false;
-    what = "unknown exception";
-  }
-  int rank = 0, size = 1;
-  MPI_Comm_rank(group, &rank);
-  MPI_Comm_size(group, &size);
-  int first = ok ? size : rank;
-  if (size > 1) MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, group);
-  if (first == size) return;
-  what = what.substr(0, what.find('\n'));  // one line, whatever the source
-  int len = static_cast<int>(what.size());
-  if (size > 1) {
-    MPI_Bcast(&len, 1, MPI_INT, first, group);
-    what.resize(static_cast<size_t>(len));
-    MPI_Bcast(what.data(), len, MPI_CHAR, first, group);
-  }
-  throw std::runtime_error("train: " + section + " failed on rank " + std::to_string(first) + ": " + what);
+  const std::string what = util::failure_of([&] {
+    try {
+      local();
+    } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
+      throw std::runtime_error(e.what_without_backtrace());
+    }
+  });
+  util::Failure f;
+  util::agree(group, what.empty(), what, f);
+  if (f.any()) throw std::runtime_error("train: " + section + " failed on rank " + std::to_string(f.rank) + ": " + f.message);
 }
 
 // Sums the gradients of `params` over the group with a single all-reduce.
