@@ -124,21 +124,18 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
 
   for (int64_t s = 0; s < S; ++s)
     for (size_t jb = 0; jb < jobs.size(); ++jb) {
-    const auto& m = *by_job[jb][size_t(s)];
-    std::ostringstream rec;
-    rec << "seed=" << train_seed(job, s) << " gamma=" << m.weight_decay << " lr=" << job.train.lr
-        << " B=" << job.train.batch_size << " sgd_steps=" << m.sgd_steps << " polish_iters=" << m.polish_iters
-        << " grad_norm=" << m.grad_norm << " dtype=" << to_string(job.train.dtype) << "+float64_polish threads=1"
-        << " n=" << jobs[jb].task.size() << " hvp=" << m.products
-        << " eps=" << m.eps_converged << "/" << m.eps_requested << " quadrature_change=" << m.quadrature_change
-        << " logdet_stderr=" << m.logdet_stderr << " curvature_samples="
-        << (cc.samples > 0 ? std::min<int64_t>(cc.samples, jobs[jb].task.size())
-                           : jobs[jb].task.size())
-        << " curvature_subsample_seed=" << job.seed;
-    out.jobs.push_back({jobs[jb].name + "/seed" + std::to_string(s), m.status,
-                        m.seconds, rec.str()});
-  }
-
+      const auto& m = *by_job[jb][size_t(s)];
+      std::ostringstream rec;
+      rec << "seed=" << train_seed(job, s) << " gamma=" << m.weight_decay << " lr=" << job.train.lr
+          << " B=" << job.train.batch_size << " sgd_steps=" << m.sgd_steps << " polish_iters=" << m.polish_iters
+          << " grad_norm=" << m.grad_norm << " dtype=" << to_string(job.train.dtype) << "+float64_polish threads=1"
+          << " n=" << jobs[jb].task.size() << " hvp=" << m.products
+          << " eps=" << m.eps_converged << "/" << m.eps_requested << " quadrature_change=" << m.quadrature_change
+          << " logdet_stderr=" << m.logdet_stderr << " curvature_samples="
+          << (cc.samples > 0 ? std::min<int64_t>(cc.samples, jobs[jb].task.size()) : jobs[jb].task.size())
+          << " curvature_subsample_seed=" << job.seed;
+      out.jobs.push_back({jobs[jb].name + "/seed" + std::to_string(s), m.status, m.seconds, rec.str()});
+    }
 }
 
 void job_attributes(RunOutput& out, const JobConfig& job, int world_size) {
