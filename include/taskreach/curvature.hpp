@@ -7,16 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace taskreach {
+#include "taskreach/curvature_operator.hpp"
 
-// A symmetric PSD operator on R^d given as a sum over the ranks' data shards.
-class CurvatureOperator {
- public:
-  virtual ~CurvatureOperator() = default;
-  virtual int64_t dim() const = 0;
-  // out = this rank's contribution to A v; v and out have length dim().
-  virtual void apply_shard(const double* v, double* out) = 0;
-};
+namespace taskreach {
 
 struct SpectrumOptions {
   int64_t top_k = 10;

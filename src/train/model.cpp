@@ -158,6 +158,22 @@ torch::Tensor shard_indices(int64_t n, int rank, int size) {
 
 torch::Device device() { return g_device; }
 
+void use_device(torch::Device d) { g_device = d; }
+
+double minibatch_backward(Net& net, const std::vector<torch::Tensor>& params, const torch::Tensor& x,
+                          const torch::Tensor& y, const torch::Tensor& mask, const std::vector<int64_t>& rows,
+                          int64_t batch) {
+  namespace F = torch::nn::functional;
+  for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+  if (rows.empty()) return 0.0;
+  auto idx = torch::tensor(rows, torch::kLong).to(x.device());
+  auto loss = F::cross_entropy(masked(net->forward(x.index_select(0, idx)), mask), y.index_select(0, idx),
+                               F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+              static_cast<double>(batch);
+  loss.backward();
+  return loss.item<double>();
+}
+
 }  // namespace detail
 
 ModelShape model_shape(const JobConfig& job, const TaskSet& tasks) {

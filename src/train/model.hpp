@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "taskreach/train.hpp"
+#include "taskreach/train_model.hpp"  // MPI-free: tests/gpu/ builds this module part with LibTorch alone
 
 namespace taskreach::detail {
 
@@ -55,5 +55,14 @@ torch::Tensor shard_indices(int64_t n, int rank, int size);
 
 // The device chosen by select_device (CPU by default).
 torch::Device device();
+// Sets it directly (tests/gpu/ runs the same code on the CPU and on CUDA in one process).
+void use_device(torch::Device d);
+
+// The local part of one SGD step: zeroes the gradients of `params`, then back-propagates the
+// summed cross-entropy of the masked logits of the samples `rows` of (x, y), divided by
+// `batch` (the global batch size). Returns that loss (0 with no rows).
+double minibatch_backward(Net& net, const std::vector<torch::Tensor>& params, const torch::Tensor& x,
+                          const torch::Tensor& y, const torch::Tensor& mask, const std::vector<int64_t>& rows,
+                          int64_t batch);
 
 }  // namespace taskreach::detail

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "model.hpp"
+#include "taskreach/train.hpp"
 #include "taskreach/files.hpp"
 #include "taskreach/collective.hpp"
 #include "taskreach/formulas.hpp"
@@ -228,17 +229,8 @@ SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, tor
     for (int64_t q = b0 + d.rank; q < b1; q += d.size) mine.push_back(perm[static_cast<size_t>(q)]);
     static_cast<torch::optim::SGDOptions&>(sgd->param_groups()[0].options()).lr(scheduled_lr(s, r.steps));
     double local = 0.0;
-    local_then_agree(group, "SGD step " + std::to_string(r.steps + 1), [&] {
-      for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
-      if (!mine.empty()) {
-        auto idx = torch::tensor(mine, torch::kLong).to(d.x.device());
-        auto loss = F::cross_entropy(detail::masked(net->forward(d.x.index_select(0, idx)), d.mask),
-                                     d.y.index_select(0, idx), F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
-                    static_cast<double>(b1 - b0);
-        loss.backward();
-        local = loss.item<double>();
-      }
-    });
+    local_then_agree(group, "SGD step " + std::to_string(r.steps + 1),
+                     [&] { local = detail::minibatch_backward(net, params, d.x, d.y, d.mask, mine, b1 - b0); });
     allreduce_grads(group, params);
     if (!std::isfinite(allreduce_sum(group, local))) {
       r.diverged = true;
