@@ -38,6 +38,16 @@ def job_config(f):
         return {}
 
 
+# The bits of /reachability/flags.
+FLAG_EXCLUDED = 1            # a job of the entry diverged or did not converge: left out
+FLAG_EPS_NOT_CONVERGED = 2   # fewer top-k eigenpairs converged (kept)
+FLAG_SEED_ERROR_UNKNOWN = 4  # one seed: stderr is NaN
+FLAG_RESOLVED = 8            # |R| > t·stderr
+FLAG_NEGATIVE = 16           # R < -t·stderr: an optimisation failure
+FLAG_UNSTABLE_TARGET = 32    # theta_i unstable: T(i|.) left out
+FLAG_QUADRATURE = 64         # the paired difference failed its m/2 quadrature check (set with EXCLUDED)
+
+
 @dataclass
 class Result:
     """The matrices that every analysis of a result starts from."""
@@ -45,6 +55,7 @@ class Result:
     R: np.ndarray          # R(i|j), nats
     stderr: np.ndarray     # combined standard error of R
     T: np.ndarray | None   # fine-tune steps T(i|j), -1 = not reached; None without /finetune
+    flags: np.ndarray | None = None  # /reachability/flags bits (FLAG_*); None in older files
 
     @property
     def n(self):
@@ -55,10 +66,14 @@ class Result:
         return ~np.eye(self.n, dtype=bool)
 
     def resolved_reached(self):
-        """The pairs that /analysis correlates: off-diagonal, reached (T >= 0), R finite and
-        resolved (|R| > 3 stderr). All False without fine-tuning."""
+        """The pairs that /analysis correlates: off-diagonal, reached (T >= 0), no job or
+        threshold left out, and resolved (|R| > t·stderr, the `resolved` flag; files without
+        flags: |R| > 3 stderr). All False without fine-tuning."""
         if self.T is None:
             return np.zeros((self.n, self.n), dtype=bool)
+        if self.flags is not None:
+            trusted = (self.flags & (FLAG_EXCLUDED | FLAG_UNSTABLE_TARGET)) == 0
+            return self.off_diagonal() & (self.T >= 0) & trusted & ((self.flags & FLAG_RESOLVED) != 0)
         with np.errstate(invalid="ignore"):
             return (self.off_diagonal() & (self.T >= 0) & np.isfinite(self.R)
                     & (np.abs(self.R) > 3 * self.stderr))
@@ -69,7 +84,8 @@ def read_result(f):
     return Result(names=task_names(f),
                   R=f["reachability/R"][()],
                   stderr=f["reachability/stderr"][()],
-                  T=f["finetune/steps"][()] if "finetune/steps" in f else None)
+                  T=f["finetune/steps"][()] if "finetune/steps" in f else None,
+                  flags=f["reachability/flags"][()] if "reachability/flags" in f else None)
 
 
 def figures_dir(result_path):

@@ -8,6 +8,8 @@ Writes PNGs into DIR (default: RESULT_figures/ beside RESULT.h5) and prints each
   finetune.png         fine-tune steps T(i|j); diagonal = from scratch         (needs /finetune)
   r_vs_steps.png       R(i|j) against T(i|j), and R's and the baselines'
                        rank agreement with T (/analysis)                       (needs /finetune)
+  prediction.png       leave-one-target-out prediction of log(1+T): each predictor
+                       alone and R added, with 95% bootstrap intervals   (needs /analysis/prediction)
   spectra.png          top-k eigenvalues and spectral density of G per task     (needs /spectra)
   convergence.png      convergence time τ against each sweep, with the fits
                        log τ = a + b·x (natural log)                         (needs /convergence)
@@ -247,6 +249,41 @@ def r_vs_steps_figure(f, res, out):
     return save(fig, out / "r_vs_steps.png")
 
 
+# ----------------------------------------------------------------------------- prediction
+
+PREDICTION_MODELS = (("R", "R alone"), ("scratch_cost", "scratch cost"), ("loss_at_source", "loss at w*_j"),
+                     ("target_complexity", "C(D_i)"), ("scratch_cost_R", "scratch cost + R"),
+                     ("baselines", "all baselines"), ("baselines_R", "all baselines + R"))
+
+
+def prediction_figure(f, out):
+    """Cross-validated Spearman and RMS error of log(1+T) per model, with bootstrap intervals."""
+    g = "analysis/prediction"
+    models = [(key, label) for key, label in PREDICTION_MODELS if f"{g}/{key}/spearman_logT" in f]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    y = np.arange(len(models))
+    for ax, stat, title in ((axes[0], "spearman_logT", "Spearman(predicted, log(1+T))"),
+                            (axes[1], "rmse_logT", "RMS error of log(1+T)")):
+        v = np.array([scalar(f, f"{g}/{k}/{stat}") for k, _ in models])
+        lo = np.array([scalar(f, f"{g}/{k}/{stat}_lo") for k, _ in models])
+        hi = np.array([scalar(f, f"{g}/{k}/{stat}_hi") for k, _ in models])
+        colours = ["tab:red" if k.endswith("R") else "tab:grey" for k, _ in models]
+        ax.barh(y, np.nan_to_num(v), color=colours, alpha=0.8)
+        err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)]).clip(min=0)
+        ax.errorbar(np.nan_to_num(v), y, xerr=err, fmt="none", ecolor="black", capsize=3)
+        ax.set_yticks(y, [label for _, label in models])
+        ax.invert_yaxis()
+        ax.set_title(title)
+        ax.axvline(0, color="black", linewidth=0.8)
+    adds = scalar(f, f"{g}/R_gain_over_scratch_cost/adds", 0) == 1
+    gain = scalar(f, f"{g}/R_gain_over_scratch_cost/rmse_logT")
+    targets = int(scalar(f, f"{g}/targets", 0))
+    pairs = int(scalar(f, f"{g}/pairs", 0))
+    fig.suptitle(f"Leave-one-target-out prediction ({pairs} pairs, {targets} targets; 95% bootstrap over targets): "
+                 f"R {'adds' if adds else 'does not add'} to the scratch cost (RMS error -{fmt(gain)})")
+    return save(fig, out / "prediction.png")
+
+
 # ----------------------------------------------------------------------------- spectra
 
 def broadened_density(nodes, weights, grid, width=0.1):
@@ -451,6 +488,8 @@ def draw_all(f, out):
             max_steps = job_config(f).get("finetune", {}).get("max_steps")
             paths.append(finetune_figure(res, max_steps, out))
             paths.append(r_vs_steps_figure(f, res, out))
+            if "analysis/prediction" in f:
+                paths.append(prediction_figure(f, out))
     if any(f"spectra/{t}/esd_nodes" in f for t in names):
         paths.append(spectra_figure(f, names, out))
     if any(f"convergence/{s}" in f for s in ("random_labels", "batch_size", "architecture")):

@@ -21,11 +21,23 @@ double kendall_tau_b(const std::vector<double>& x, const std::vector<double>& y)
 double partial_spearman(const std::vector<double>& x, const std::vector<double>& y, const std::vector<double>& z);
 // The statistics above return NaN when undefined (fewer than 2 points, or a constant input).
 
-// /analysis: over the off-diagonal pairs that were reached and whose R is resolved
-// (|R| > 3·stderr), R against T(i|j) and the same statistics for the baselines (the target's
-// scratch cost, the loss of task i at w*_j, C(D_i)), and the partial Spearman of R and T given
-// the scratch cost. `loss_at_source(i, j)`: the loss of task i at w*_j.
+// /analysis: over the off-diagonal pairs that were reached, carry no excluded or
+// unstable_target flag and whose R is resolved (out.flags), R against T(i|j) and the same
+// statistics for the baselines (the target's scratch cost, the loss of task i at w*_j,
+// C(D_i)), the partial Spearman of R and T given the scratch cost, and the prediction below.
+// `loss_at_source(i, j)`: the loss of task i at w*_j.
 void analyse_reachability(RunOutput& out, const Matrix<double>& loss_at_source);
+
+// /analysis/prediction: does R help predict the fine-tune cost? Leave-one-target-out
+// cross-validated prediction of log(1 + T(i|j)) by a linear model (intercept + standardised
+// features) of each predictor alone — R, the target's scratch cost log(1 + T(i|i)), the loss
+// of task i at w*_j, C(D_i) — and of R together with the scratch cost and with all baselines.
+// Over the reached off-diagonal pairs with trusted jobs and θ_i (resolved or not: a noisy
+// predictor is judged as it is). Per model: the cross-validated Spearman and RMS error of
+// log(1 + T), with 95% bootstrap intervals over targets (kBootstrap resamples, counter-based);
+// the gain in RMS error of adding R, with its paired interval, and whether it is above 0.
+constexpr int kBootstrap = 2000;
+void predict_finetune_cost(RunOutput& out, const Matrix<double>& loss_at_source);
 
 // An ordinary least-squares fit y ≈ X·p with the standard errors of p (from σ² = RSS/(n−p)
 // and (XᵀX)⁻¹) and R² = 1 − RSS/TSS. `model` is the formula, `names` name the parameters.

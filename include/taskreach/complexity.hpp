@@ -28,35 +28,54 @@ inline double complexity(double loss, double weight_norm2, double logdet, const 
   return formulas::complexity(loss, weight_norm2, logdet, c.beta, c.lambda2);
 }
 
+// What went wrong in a (job, seed) measurement: bits, as many as apply (a job whose polish and
+// eigensolver both failed carries both). Diverged: no C. Not converged (polish above grad_tol)
+// and quadrature unconverged (the m/2 check failed at 2m): C stored, left out of analysis.
+// Eps not converged (fewer top-k pairs than asked): deflating by fewer vectors is still
+// unbiased, only noisier, so C and R are kept and flagged.
+namespace job_flag {
+constexpr int64_t diverged = 1, not_converged = 2, eps_not_converged = 4, quadrature_unconverged = 8;
+constexpr int64_t excluded = diverged | not_converged | quadrature_unconverged;  // from analysis
+}  // namespace job_flag
+
+// "ok", or the flags' names joined by '+', e.g. "not_converged+eps_not_converged".
+std::string status_of(int64_t flags);
+
 // One (job, seed) measurement, flattened for exchange between groups.
 struct Measurement {
-  std::string status = "ok";
+  int64_t flags = 0;  // job_flag bits
+  std::string status() const { return status_of(flags); }
   double seconds = 0, loss = 0, weight_norm2 = 0, logdet = 0, logdet_stderr = 0, grad_norm = 0, C = 0;
   double weight_decay = 0, quadrature_change = 0, curvature_seconds = 0, test_accuracy = -1.0, test_accuracy_sgd = -1.0;
   double logdet_alt = 0, logdet_alt_stderr = 0, trace = 0, trace_stderr = 0;
+  // Where the time went: SGD (with its evaluations), the polish, the top-k eigensolver, SLQ.
+  double sgd_seconds = 0, polish_seconds = 0, topk_seconds = 0, slq_seconds = 0;
   int64_t sgd_steps = 0, polish_iters = 0, products = 0, eps_requested = 0, eps_converged = 0;
+  int64_t lanczos_steps = 0;  // m of the quadrature kept (2m after a failed m/2 check)
   int64_t convergence_step = -1;
-  std::vector<double> probes, eigenvalues, residuals, curve, esd_nodes, esd_weights;
-
-  static constexpr const char* kStatus[] = {"ok", "diverged", "not_converged", "eps_not_converged"};
+  // Per-probe values (the same probes for every model and seed of a job, so errors of seed
+  // means and of differences are taken over seed-averaged per-probe values): the log det on
+  // the complement at c, at m/2 Lanczos steps, at the other convention's c, and the trace.
+  std::vector<double> probes, probes_half, probes_alt, trace_probes;
+  std::vector<double> eigenvalues, residuals, curve, esd_nodes, esd_weights;
 
   // Every field once, in one order, for pack() and unpack() alike.
   template <typename Self, typename F64, typename I64, typename Vec>
   static void fields(Self& m, F64 f64, I64 i64, Vec vec) {
     for (auto* f : {&m.seconds, &m.loss, &m.weight_norm2, &m.logdet, &m.logdet_stderr, &m.grad_norm, &m.C,
                     &m.weight_decay, &m.quadrature_change, &m.curvature_seconds, &m.test_accuracy, &m.test_accuracy_sgd,
-                    &m.logdet_alt, &m.logdet_alt_stderr, &m.trace, &m.trace_stderr})
+                    &m.logdet_alt, &m.logdet_alt_stderr, &m.trace, &m.trace_stderr, &m.sgd_seconds,
+                    &m.polish_seconds, &m.topk_seconds, &m.slq_seconds})
       f64(*f);
     for (auto* f : {&m.sgd_steps, &m.polish_iters, &m.products, &m.eps_requested, &m.eps_converged,
-                    &m.convergence_step})
+                    &m.convergence_step, &m.lanczos_steps})
       i64(*f);
-    for (auto* f : {&m.probes, &m.eigenvalues, &m.residuals, &m.curve, &m.esd_nodes, &m.esd_weights}) vec(*f);
+    for (auto* f : {&m.probes, &m.probes_half, &m.probes_alt, &m.trace_probes, &m.eigenvalues, &m.residuals, &m.curve, &m.esd_nodes, &m.esd_weights}) vec(*f);
   }
 
   std::vector<double> pack() const {
     std::vector<double> v;
-    for (int s = 0; s < 4; ++s)
-      if (status == kStatus[s]) v.push_back(s);
+    v.push_back(double(flags));
     fields(
         *this, [&](double x) { v.push_back(x); }, [&](int64_t x) { v.push_back(double(x)); },
         [&](const std::vector<double>& x) {
@@ -68,7 +87,7 @@ struct Measurement {
   static Measurement unpack(const std::vector<double>& v) {
     Measurement m;
     size_t k = 0;
-    m.status = kStatus[static_cast<int>(v[k++])];
+    m.flags = static_cast<int64_t>(v[k++]);
     fields(
         m, [&](double& x) { x = v[k++]; }, [&](int64_t& x) { x = static_cast<int64_t>(v[k++]); },
         [&](std::vector<double>& x) {
@@ -82,7 +101,7 @@ struct Measurement {
 
 // The layout of a packed Measurement, part of every durable result's key: a result written by
 // a build with another layout is never unpacked, it is recomputed.
-constexpr const char* kResultFormat = "measurement-v3";
+constexpr const char* kResultFormat = "measurement-v4";
 
 // The seed of repetition s: the same initialisation for every job, so differences pair up.
 uint64_t train_seed(const JobConfig& job, int64_t s);

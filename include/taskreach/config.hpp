@@ -147,10 +147,19 @@ struct ComplexityConfig {
   LogdetScale logdet_scale = LogdetScale::laplace;  // laplace: c = λ²/β; paper: c = 2λ²/β
   Curvature curvature = Curvature::ggn;
   int64_t top_k = 10;
+  // top_k not given: each job's k is max(10, its active head rows), since a model of K classes has
+  // about K outlying eigenvalues (a union over two label spaces, twice as many as its parts).
+  bool top_k_auto = true;
   int64_t probes = 16;
   int64_t lanczos_steps = 30;
   int64_t batch_size = 256;  // samples per curvature-product batch
   double eps_tol = 1e-10;
+  // Samples per rank whose autograd graphs the curvature operator holds for the whole solve;
+  // the rest are rebuilt per micro-batch in every product (memory O(batch), one more forward
+  // pass per product). −1: all.
+  int64_t graph_samples = 16384;
+  // The m/2 quadrature check enforced (rerun with 2m once, then quadrature_unconverged).
+  bool quadrature_check = true;
   int64_t samples = 0;       // curvature on a fixed seeded subsample of this size, scaled by n/n_sub (0: all)
 };
 

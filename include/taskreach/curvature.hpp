@@ -42,6 +42,7 @@ struct SpectrumResult {
   int64_t dim = 0;
   int64_t products = 0;              // operator applications
   double seconds = 0.0;
+  double topk_seconds = 0.0, slq_seconds = 0.0;  // its split: the eigensolver, the quadrature
 };
 
 // Runs EPS then deflated SLQ on the operator distributed over `comm` (collective).

@@ -106,6 +106,8 @@ struct TaskSet {
   int64_t channels = 0, height = 0, width = 0;  // the common input shape
   std::vector<Task> tasks;         // in job order
   std::vector<SourceInfo> sources; // in job order
+  // Things a user should know but that are not errors (e.g. gaps in a label set), one line each.
+  std::vector<std::string> warnings;
 };
 
 // Loads every source, applies the transforms and the n_per_task cap. Deterministic: the same

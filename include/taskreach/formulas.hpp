@@ -37,7 +37,17 @@ inline double reachability(double c_union, double c_source) { return c_union - c
 // Independent error parts (probe, seed) combined in quadrature.
 inline double combined_stderr(double a, double b) { return std::hypot(a, b); }
 
-// The mean and the standard error of the mean (0 for fewer than 2 values).
+// The Welch–Satterthwaite degrees of freedom of a + b, two independent error parts with
+// standard errors se_a, se_b estimated with dof_a, dof_b degrees of freedom:
+// ν = (a² + b²)² / (a⁴/ν_a + b⁴/ν_b). NaN when either part is unknown (NaN).
+inline double welch_dof(double se_a, double dof_a, double se_b, double dof_b) {
+  const double a2 = se_a * se_a, b2 = se_b * se_b;
+  if (std::isnan(a2) || std::isnan(b2)) return std::nan("");
+  const double den = (a2 > 0 ? a2 * a2 / dof_a : 0.0) + (b2 > 0 ? b2 * b2 / dof_b : 0.0);
+  return den > 0 ? (a2 + b2) * (a2 + b2) / den : std::nan("");
+}
+
+// The mean and the standard error of the mean (NaN, unknown, for fewer than 2 values).
 inline double mean(const std::vector<double>& v) {
   if (v.empty()) return std::nan("");
   double s = 0;
@@ -45,7 +55,7 @@ inline double mean(const std::vector<double>& v) {
   return s / double(v.size());
 }
 inline double stderr_of_mean(const std::vector<double>& v) {
-  if (v.size() < 2) return 0.0;
+  if (v.size() < 2) return std::nan("");
   const double m = mean(v);
   double s = 0;
   for (double x : v) s += (x - m) * (x - m);

@@ -36,10 +36,32 @@ struct TrainingRecord {
 
 struct JobRecord {
   std::string name;    // e.g. "single:mnist/seed1", "union:mnist+fashion/seed1"
-  std::string status;  // ok | diverged | not_converged | eps_not_converged
+  // ok, or the job's flags joined by '+' (diverged, not_converged, eps_not_converged,
+  // quadrature_unconverged); fine-tunes: ok | diverged | not_reached, scratch runs also unstable
+  std::string status;
   double seconds = 0.0;
   std::string record;  // key=value list: seed, γ, lr, B, steps, grad norm, dtype, threads
 };
+
+// What an entry of the reachability matrix carries (/reachability/flags, bits).
+namespace reach_flag {
+// The union's or the source's job (at some seed) diverged, did not converge in the polish or
+// in the quadrature: R is stored (NaN where diverged) and left out of the analysis.
+constexpr int64_t excluded = 1;
+// Fewer top-k eigenpairs converged than asked for: deflation by fewer vectors, still unbiased.
+constexpr int64_t eps_not_converged = 2;
+// One seed: the seed part of the error is unknown (NaN), so nothing is judged resolved.
+constexpr int64_t seed_error_unknown = 4;
+// |R| > t·stderr, t the critical value at the Welch–Satterthwaite degrees of freedom.
+constexpr int64_t resolved = 8;
+// R < −t·stderr: impossible in theory (R ≥ 0), an optimisation failure.
+constexpr int64_t negative = 16;
+// θ_i is unstable (its scratch run still oscillates): T(i|·) is left out of the analysis.
+constexpr int64_t unstable_target = 32;
+// The quadrature check of the paired difference failed: the same probes at m/2 steps move
+// β/2·(q(D_i ∪ D_j) − q(D_j)) by more than a third of stderr_probe. Set with `excluded`.
+constexpr int64_t quadrature = 64;
+}  // namespace reach_flag
 
 // Everything written to the HDF5 file; every rank holds all of it after the run.
 struct RunOutput {
@@ -52,6 +74,8 @@ struct RunOutput {
 
   // /complexity, length N
   std::vector<double> C, loss, weight_norm2, logdet, logdet_stderr, grad_norm;
+  // The status of each task's single job over its seeds (ok, or its flags joined by '+').
+  std::vector<std::string> task_status;
   // Optional (written when of length N): C's error, C under both log-det conventions
   // (c = λ²/β "laplace", 2λ²/β "paper") with their errors, and the trace of the curvature.
   std::vector<double> C_stderr, C_laplace, C_laplace_stderr, C_paper, C_paper_stderr, trace, trace_stderr;
@@ -60,6 +84,10 @@ struct RunOutput {
   Matrix<int64_t> unions_conflicts; // [N,N]
   Matrix<double> R, R_per_sample, stderr_total, stderr_probe, stderr_seed;  // [N,N]
   Matrix<double> stderr_probe_unpaired;  // optional: the probe error had the probes not been shared
+  // The degrees of freedom of stderr (Welch–Satterthwaite: P − 1 probe, S − 1 seed) and the
+  // critical value t they give, and the reach_flag bits of every entry.
+  Matrix<double> dof, critical;
+  Matrix<int64_t> flags;
 
   std::vector<SpectrumRecord> spectra;  // per task, job order
   std::vector<TrainingRecord> training; // per task, job order (written when of size N)
@@ -68,6 +96,10 @@ struct RunOutput {
   // reached), samples processed, and θ_i.
   Matrix<int64_t> finetune_steps, finetune_samples;
   std::vector<double> finetune_threshold;
+  // max − min of the evaluations θ_i is the median of; θ_i is unstable (1) when it exceeds the
+  // margin, and its row of T is left out of the analysis.
+  std::vector<double> finetune_threshold_spread;
+  std::vector<int64_t> finetune_unstable;
 
   // /analysis/<name> scalars (a name may hold '/', e.g. "baselines/scratch_cost/spearman_T").
   std::map<std::string, double> analysis;

@@ -37,6 +37,7 @@ struct TrainOutcome {
   double test_accuracy = -1.0;    // at w*, when the task has a test split
   double test_accuracy_sgd = -1.0;  // at the end of SGD, before the polish (likewise)
   double seconds = 0.0;
+  double sgd_seconds = 0.0, polish_seconds = 0.0;  // the split of `seconds` that matters
 };
 
 // What the learning-dynamics experiments change about a training run (all optional).
@@ -68,6 +69,10 @@ struct FinetuneOutcome {
   int64_t steps = -1;         // first evaluated step with mean loss ≤ θ; −1: not reached
   int64_t samples = 0;        // samples processed until then (or until the cap)
   double threshold = 0.0;     // θ used (set by the scratch run)
+  // Scratch runs: max − min of the evaluations θ is the median of, and whether that spread
+  // exceeds finetune.loss_margin (the run still oscillates: θ is unstable). Automatic θ only.
+  double spread = 0.0;
+  bool unstable = false;
   std::vector<CurvePoint> curve;
   double seconds = 0.0;
 };

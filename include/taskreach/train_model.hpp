@@ -38,8 +38,12 @@ class TorchCurvature final : public CurvatureOperator {
  public:
   TorchCurvature(const ModelShape& shape, const std::vector<double>& weights, const Task& task,
                  int shard_rank, int shard_size, Curvature kind, int64_t batch_size,
-                 const std::vector<double>& buffers = {}, int64_t subsample = 0, uint64_t seed = 0);
+                 const std::vector<double>& buffers = {}, int64_t subsample = 0, uint64_t seed = 0,
+                 int64_t keep_graphs = -1);
   ~TorchCurvature() override;
+  // Samples of this shard whose autograd graphs are held for the whole solve (the rest are
+  // rebuilt, one micro-batch at a time, in every product).
+  int64_t kept_samples() const;
   int64_t dim() const override;
   void apply_shard(const double* v, double* out) override;
 

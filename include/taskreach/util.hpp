@@ -73,4 +73,14 @@ inline uint64_t hash_parts(const std::vector<std::string>& parts) {
 // 16 lower-case hex digits: the file name of a key.
 std::string hex16(uint64_t key);
 
+// Student's t distribution with `dof` > 0 degrees of freedom (real-valued: Welch–Satterthwaite
+// gives fractional ones): the CDF at t, and the quantile at probability p in (0, 1). NaN for
+// dof ≤ 0 or NaN; dof = +inf is the normal distribution.
+double student_t_cdf(double t, double dof);
+double student_t_quantile(double p, double dof);
+
+// The critical value that "3 standard errors" means at `dof` degrees of freedom: the t quantile
+// at Φ(3) (one-sided 0.135%, the normal 3σ level), 3 for dof = +inf, NaN when dof is unknown.
+double critical_value(double dof);
+
 }  // namespace taskreach::util

@@ -2,8 +2,10 @@
 // spectrum at the saved w* and C_β (DESIGN §1).
 #include "taskreach/complexity.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <utility>
 
 namespace taskreach {
 
@@ -12,6 +14,18 @@ DivergeHook g_diverge = nullptr;
 }  // namespace
 
 void set_diverge_hook(DivergeHook hook) { g_diverge = hook; }
+
+std::string status_of(int64_t flags) {
+  static constexpr std::pair<int64_t, const char*> kNames[] = {
+      {job_flag::diverged, "diverged"},
+      {job_flag::not_converged, "not_converged"},
+      {job_flag::eps_not_converged, "eps_not_converged"},
+      {job_flag::quadrature_unconverged, "quadrature_unconverged"}};
+  std::string s;
+  for (const auto& [bit, name] : kNames)
+    if (flags & bit) s += (s.empty() ? "" : "+") + std::string(name);
+  return s.empty() ? "ok" : s;
+}
 
 uint64_t train_seed(const JobConfig& job, int64_t s) {
   return job.seed * 1000003ULL + static_cast<uint64_t>(s);
@@ -39,8 +53,10 @@ SpectrumResult spectrum_at(MPI_Comm group, const JobConfig& job, const ModelShap
   MPI_Comm_rank(group, &rank);
   MPI_Comm_size(group, &size);
   TorchCurvature op(shape, weights, task, rank, size, job.complexity.curvature, job.complexity.batch_size, buffers,
-                    job.complexity.samples, job.seed);
-  return estimate_spectrum(group, op, so);
+                    job.complexity.samples, job.seed, job.complexity.graph_samples);
+  SpectrumOptions o = so;
+  if (job.complexity.top_k_auto) o.top_k = std::max<int64_t>(o.top_k, int64_t(task.active_rows.size()));
+  return estimate_spectrum(group, op, o);
 }
 
 Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& shape, const PlannedJob& pj, int64_t s,
@@ -59,28 +75,51 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
   m.test_accuracy = tr.test_accuracy;
   m.test_accuracy_sgd = tr.test_accuracy_sgd;
   for (const auto& c : tr.curve) m.curve.insert(m.curve.end(), c.begin(), c.end());
-  m.status = tr.status;
+  if (tr.status == "diverged") m.flags |= job_flag::diverged;
+  if (tr.status == "not_converged") m.flags |= job_flag::not_converged;
   m.loss = tr.loss;
   m.weight_norm2 = tr.weight_norm2;
   m.grad_norm = tr.grad_norm;
   m.weight_decay = tr.weight_decay;
   m.sgd_steps = tr.sgd_steps;
   m.polish_iters = tr.polish_iters;
-  if (tr.status != "diverged") {
+  m.sgd_seconds = tr.sgd_seconds;
+  m.polish_seconds = tr.polish_seconds;
+  if (!(m.flags & job_flag::diverged)) {
     // The curvature is evaluated at the saved w*: what a later run (or a user) reads back.
     if (!checkpoint.empty()) {
       MPI_Barrier(group);
       tr.weights = load_checkpoint(shape, checkpoint, &tr.buffers);
     }
-    SpectrumResult sp = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, spectrum_options(job));
+    SpectrumOptions so = spectrum_options(job);
+    SpectrumResult sp = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
+    // The quadrature check: the same probes at m/2 steps must move the log det by less than a
+    // third of its probe error. Otherwise the solve is rerun once with 2m steps (its cost
+    // counted too); still failing, the job is marked and left out of the analysis.
+    if (job.complexity.quadrature_check && sp.quadrature_change > sp.logdet_stderr / 3.0) {
+      so.lanczos_steps *= 2;
+      SpectrumResult again = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
+      again.products += sp.products;
+      again.seconds += sp.seconds;
+      again.topk_seconds += sp.topk_seconds;
+      again.slq_seconds += sp.slq_seconds;
+      sp = std::move(again);
+      if (sp.quadrature_change > sp.logdet_stderr / 3.0) m.flags |= job_flag::quadrature_unconverged;
+    }
+    m.lanczos_steps = so.lanczos_steps;
     m.logdet = sp.logdet;
     m.logdet_stderr = sp.logdet_stderr;
     m.quadrature_change = sp.quadrature_change;
     m.probes = sp.probe_values;
+    m.probes_half = sp.probe_values_half;
+    m.probes_alt = sp.probe_values_alt;
+    m.trace_probes = sp.trace_probes;
     m.eigenvalues = sp.eigenvalues;
     m.residuals = sp.residuals;
     m.products = sp.products;
     m.curvature_seconds = sp.seconds;
+    m.topk_seconds = sp.topk_seconds;
+    m.slq_seconds = sp.slq_seconds;
     m.logdet_alt = sp.logdet_alt;
     m.logdet_alt_stderr = sp.logdet_alt_stderr;
     m.trace = sp.trace;
@@ -89,7 +128,7 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
     m.esd_weights = sp.esd_weights;
     m.eps_requested = sp.requested;
     m.eps_converged = sp.converged;
-    if (sp.converged < sp.requested && m.status == "ok") m.status = "eps_not_converged";
+    if (sp.converged < sp.requested) m.flags |= job_flag::eps_not_converged;
     m.C = complexity(m.loss, m.weight_norm2, m.logdet, job.complexity);
   } else {
     m.C = m.loss = m.logdet = std::nan("");

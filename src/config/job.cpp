@@ -57,6 +57,9 @@ class Reader {
       out = *n->value<double>();
       // TOML has nan and inf; no setting takes them (a NaN would pass every range check).
       if (!std::isfinite(out)) fail(join(where, key), "expected a finite number, got " + num(out));
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (!n->is_boolean()) fail(join(where, key), "expected true or false");
+      out = *n->value<bool>();
     } else if constexpr (std::is_same_v<T, uint64_t>) {
       if (!n->is_integer() || *n->value<int64_t>() < 0) fail(join(where, key), "expected a non-negative integer");
       out = static_cast<uint64_t>(*n->value<int64_t>());
@@ -476,8 +479,14 @@ std::string expand_env(const std::string& s, const std::string& where) {
       if (end == std::string::npos) throw InputError(where + ": unterminated ${ in '" + s + "'");
       std::string name = s.substr(i + 2, end - i - 2);
       const char* v = std::getenv(name.c_str());
-      if (!v) throw InputError(where + ": environment variable " + name + " is not set (used in '" + s + "')");
-      out += v;
+      if (v) {
+        out += v;
+      } else if (name == "TASKREACH_DATA" && std::getenv("HOME")) {
+        // The data cache that taskreach.sh fills, so the binary runs without the script.
+        out += std::string(std::getenv("HOME")) + "/.cache/taskreach/data";
+      } else {
+        throw InputError(where + ": environment variable " + name + " is not set (used in '" + s + "')");
+      }
       i = end;
     } else {
       out += s[i];
@@ -609,13 +618,15 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   if (const auto* t = r.table(root, "", "complexity")) {
     auto& c = job.complexity;
     r.only(*t, "complexity", {"beta", "lambda2", "logdet_scale", "curvature", "top_k", "probes",
-                              "lanczos_steps", "batch_size", "eps_tol", "samples"});
+                              "lanczos_steps", "batch_size", "eps_tol", "samples", "graph_samples",
+                              "quadrature_check"});
     r.get(*t, "complexity", "beta", c.beta);
     r.positive("complexity.beta", c.beta);
     r.get(*t, "complexity", "lambda2", c.lambda2);
     r.positive("complexity.lambda2", c.lambda2);
     r.choice(*t, "complexity", "logdet_scale", c.logdet_scale, "log-det convention");
     r.choice(*t, "complexity", "curvature", c.curvature, "curvature");
+    c.top_k_auto = !t->get("top_k");
     r.get(*t, "complexity", "top_k", c.top_k);
     r.at_least("complexity.top_k", c.top_k, 1);
     r.get(*t, "complexity", "probes", c.probes);
@@ -626,8 +637,17 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.at_least("complexity.batch_size", c.batch_size, 1);
     r.get(*t, "complexity", "eps_tol", c.eps_tol);
     r.positive("complexity.eps_tol", c.eps_tol);
+    r.get(*t, "complexity", "quadrature_check", c.quadrature_check);
+    r.get(*t, "complexity", "graph_samples", c.graph_samples);
+    r.at_least("complexity.graph_samples", c.graph_samples, -1);
     r.get(*t, "complexity", "samples", c.samples);
     r.at_least("complexity.samples", c.samples, 0);
+    // log det is concave: a product on a subsample scaled by n/n_sub biases it low, and more for
+    // unions (2n samples) than singles. Every experiment's C, R or S holds a log det.
+    if (c.samples > 0)
+      r.fail("complexity.samples",
+             std::to_string(c.samples) + ": a curvature subsample biases log det(I + cG) low (more for unions than "
+             "singles), and every experiment's C, R and S holds one; remove it (the whole task is used)");
   }
 
   const toml::node* srcs = root.get("sources");

@@ -31,10 +31,26 @@ std::string number_text(double v) {
   return buf;
 }
 
-std::string shown(std::string_view s) {
+// A field as an error message quotes it: at most 24 bytes, and every byte that is not
+// printable ASCII (control bytes, binary data, the bytes of UTF-8) as \xNN, so a binary file
+// passed as CSV cannot write raw bytes to the terminal.
+std::string printable(std::string_view s) {
   constexpr size_t kMax = 24;
-  return "'" + std::string(s.substr(0, kMax)) + (s.size() > kMax ? "...'" : "'");
+  std::string out;
+  for (const char ch : s.substr(0, kMax)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += ch;
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out + (s.size() > kMax ? "..." : "");
 }
+std::string shown(std::string_view s) { return "'" + printable(s) + "'"; }
 
 }  // namespace
 
@@ -131,7 +147,7 @@ RawImages read_csv(const std::vector<std::string>& files, const CsvFormat& forma
             if (label < 0) where(field + "label " + std::to_string(label) + " is negative; expected a class index");
           }
           if (declared > 0 && label >= declared)
-            where(field + "label " + std::string(s) + " outside the declared classes " + classes_range(declared));
+            where(field + "label " + printable(s) + " outside the declared classes " + classes_range(declared));
           raw.labels.push_back(label);
           continue;
         }

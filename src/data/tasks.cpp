@@ -267,6 +267,33 @@ TaskSet build_tasks(const JobConfig& job) {
     info.row_offset = space_offset[info.label_space];
     info.rows = space_rows[info.label_space];
   }
+  // Gaps in a label space: rows no source of it uses (one label 200 among 0..9 makes a
+  // 201-row head with 190 rows that nothing trains). Ranges of unused labels, named.
+  for (const auto& sp : spaces) {
+    std::vector<char> used(static_cast<size_t>(space_rows[sp]), 0);
+    for (size_t k = 0; k < n_src; ++k)
+      if (set.sources[k].label_space == sp)
+        for (const auto* labels : {&train[k].labels, &own_test[k].labels})
+          for (int64_t l : *labels)
+            if (l >= 0 && l < int64_t(used.size())) used[size_t(l)] = 1;
+    std::string gaps;
+    int64_t unused = 0;
+    for (int64_t l = 0; l < int64_t(used.size());) {
+      if (used[size_t(l)]) {
+        ++l;
+        continue;
+      }
+      int64_t e = l;
+      while (e + 1 < int64_t(used.size()) && !used[size_t(e + 1)]) ++e;
+      gaps += (gaps.empty() ? "" : ", ") + (e == l ? std::to_string(l) : std::to_string(l) + ".." + std::to_string(e));
+      unused += e - l + 1;
+      l = e + 1;
+    }
+    if (unused > 0)
+      set.warnings.push_back("label space '" + sp + "': labels " + gaps + " occur in none of its sources (" +
+                             std::to_string(int64_t(used.size()) - unused) + " of " + std::to_string(used.size()) +
+                             " head rows used); check for a label far outside the others or declare num_classes");
+  }
 
   // Selection per task: base indices, current labels and the input chain; no pixels yet.
   struct Plan {
@@ -413,11 +440,75 @@ TaskSet build_tasks(const JobConfig& job) {
       if (split == 0 || !plans[t].test_index.empty()) groups[{plans[t].source, split, plans[t].hash}].push_back(t);
   set.tasks.resize(job.tasks.size());
   const size_t udim = static_cast<size_t>(dim);
+  // The images `need` of file `file` (0 train, 1 own test) of source s through an input chain,
+  // into x (fitted to the common shape), not yet normalised.
+  auto render = [&](uint32_t s, int file, const std::vector<int64_t>& need, const std::vector<InputStep>& steps,
+                    const data::Images& x) {
+    const RawImages& raw = file == 1 ? own_test[s] : train[s];
+    DeviceBase& base = bases[{s, file}];
+    const data::Shape from{raw.channels, raw.height, raw.width};
+    const data::Fit fit = job.sources[s].fit == FitMode::pad ? data::Fit::pad : data::Fit::resize;
+    const bool same_shape = raw.channels == set.channels && raw.height == set.height && raw.width == set.width;
+    if (raw.is_float()) {
+      if (!base.values.data()) base.values = data::to_device(raw.values, raw.dim());
+      data::to_float(base.values, need, from, fit, x);
+    } else {
+      if (!base.bytes.data()) base.bytes = data::to_device(raw.pixels, raw.dim());
+      if (same_shape) data::to_float(base.bytes, need, x);
+      else data::to_float(base.bytes, need, from, fit, x);
+    }
+    for (size_t k = 0; k < steps.size(); ++k) {
+      const InputStep& st = steps[k];
+      if (st.kind == 'i') {
+        data::invert(x);
+      } else if (st.kind == 'b') {
+        data::blur(x, st.sigma);
+      } else {
+        // The stream names everything the noise of a pixel may depend on but its image and
+        // position: job seed, step seed and place in the chain, source and file.
+        const uint64_t stream = chain(chain(chain(chain(chain(mix(job.seed), kNoiseTag), st.seed), k), s), file);
+        data::add_noise(x, need, st.sigma, stream);
+      }
+    }
+  };
+  // Normalisation statistics per (source, input chain), over the source's whole train pool
+  // after the chain: an inverted background pixel then has the same normalised value as a
+  // plain one (per source alone it would be +2 instead of −0.8), and an image has the same
+  // values in every task that holds it. A chain without steps keeps the source's own
+  // statistics. Computed in chunks, summed in double in a fixed order.
+  std::map<std::pair<uint32_t, uint64_t>, data::PixelStats> chain_stat;
+  auto chain_stats = [&](uint32_t s, uint64_t hash, const std::vector<InputStep>& steps) -> const data::PixelStats& {
+    if (steps.empty()) return stats[s];
+    auto it = chain_stat.find({s, hash});
+    if (it != chain_stat.end()) return it->second;
+    constexpr size_t kChunk = 2048;
+    const std::vector<int64_t>& pool = train_pool[s];
+    std::vector<float> buf;
+    double sum = 0.0, sum2 = 0.0;
+    for (size_t at = 0; at < pool.size(); at += kChunk) {
+      const std::vector<int64_t> need(pool.begin() + long(at), pool.begin() + long(std::min(pool.size(), at + kChunk)));
+      buf.resize(need.size() * udim);
+      const data::HostImages out(buf.data(), need.size(), static_cast<size_t>(set.channels),
+                                 static_cast<size_t>(set.height), static_cast<size_t>(set.width));
+      const data::Images x = data::device_view(out);
+      render(s, 0, need, steps, x);
+      data::copy_back(x, out);
+      for (float v : buf) {
+        sum += double(v);
+        sum2 += double(v) * double(v);
+      }
+    }
+    const double count = double(pool.size()) * double(udim);
+    data::PixelStats st;
+    st.mean = sum / count;
+    const double var = std::max(sum2 / count - st.mean * st.mean, 0.0);
+    st.std = var > 0 ? std::sqrt(var) : 1.0;
+    return chain_stat.emplace(std::make_pair(s, hash), st).first->second;
+  };
   for (const auto& [group, members] : groups) {
     const auto [s, split, hash] = group;
     const SourceInfo& info = set.sources[s];
     const int file = split == 1 && info.test_split == "own" ? 1 : 0;
-    const RawImages& raw = file == 1 ? own_test[s] : train[s];
     auto index_of = [split = split](const Plan& p) -> const std::vector<int64_t>& {
       return split == 0 ? p.index : p.test_index;
     };
@@ -433,33 +524,9 @@ TaskSet build_tasks(const JobConfig& job) {
     const data::HostImages out(feats.data(), need.size(), static_cast<size_t>(set.channels),
                                static_cast<size_t>(set.height), static_cast<size_t>(set.width));
     const data::Images x = data::device_view(out);
-    DeviceBase& base = bases[{s, file}];
-    const data::Shape from{raw.channels, raw.height, raw.width};
-    const data::Fit fit = job.sources[s].fit == FitMode::pad ? data::Fit::pad : data::Fit::resize;
-    const bool same_shape = raw.channels == set.channels && raw.height == set.height && raw.width == set.width;
-    if (raw.is_float()) {
-      if (!base.values.data()) base.values = data::to_device(raw.values, raw.dim());
-      data::to_float(base.values, need, from, fit, x);
-    } else {
-      if (!base.bytes.data()) base.bytes = data::to_device(raw.pixels, raw.dim());
-      if (same_shape) data::to_float(base.bytes, need, x);
-      else data::to_float(base.bytes, need, from, fit, x);
-    }
-    const auto& steps = plans[members.front()].steps;
-    for (size_t k = 0; k < steps.size(); ++k) {
-      const InputStep& st = steps[k];
-      if (st.kind == 'i') {
-        data::invert(x);
-      } else if (st.kind == 'b') {
-        data::blur(x, st.sigma);
-      } else {
-        // The stream names everything the noise of a pixel may depend on but its image and
-        // position: job seed, step seed and place in the chain, source and file.
-        const uint64_t stream = chain(chain(chain(chain(chain(mix(job.seed), kNoiseTag), st.seed), k), s), file);
-        data::add_noise(x, need, st.sigma, stream);
-      }
-    }
-    data::normalise(x, stats[s].mean, stats[s].std);
+    render(s, file, need, plans[members.front()].steps, x);
+    const data::PixelStats& st = chain_stats(s, hash, plans[members.front()].steps);
+    data::normalise(x, st.mean, st.std);
     data::copy_back(x, out);
 
     for (size_t t : members) {
@@ -598,6 +665,7 @@ std::string describe_tasks(const JobConfig& job, const TaskSet& set) {
       << shape_str(s.channels, s.height, s.width) << std::setw(16) << s.label_space << std::setw(8)
       << rows(s.row_offset, s.rows) << stat << "\n";
   }
+  for (const auto& w : set.warnings) o << "warning: " << w << "\n";
 
   // Conflicts on keys alone: every (input, label, task), grouped by input.
   struct Entry {

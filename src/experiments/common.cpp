@@ -97,7 +97,7 @@ std::vector<Measurement> measure_runs(Scheduler& sched, const JobConfig& job, co
     rec << "seed=" << train_seed(runs[k].job, runs[k].seed) << " lr=" << runs[k].job.train.lr
         << " B=" << runs[k].job.train.batch_size << " arch=" << arch_label(runs[k].job.model)
         << " sgd_steps=" << m.sgd_steps << " tau=" << m.convergence_step << " grad_norm=" << m.grad_norm;
-    out.jobs.push_back({runs[k].label, m.status, m.seconds, rec.str()});
+    out.jobs.push_back({runs[k].label, m.status(), m.seconds, rec.str()});
   }
   return ms;
 }
@@ -115,7 +115,7 @@ void store_sweep(RunOutput& out, const std::string& group, const char* x_name, c
     C.push_back(ms[k].C);
     C_err.push_back(formulas::logdet_term(ms[k].logdet_stderr, job.complexity.beta));
     loss.push_back(ms[k].loss);
-    status.push_back(ms[k].status);
+    status.push_back(ms[k].status());
   }
   out.extra[group + "/" + x_name] = x;
   out.extra[group + "/seed"] = seed;
@@ -126,11 +126,12 @@ void store_sweep(RunOutput& out, const std::string& group, const char* x_name, c
   out.extra_strings[group + "/status"] = status;
 }
 
-// Only runs whose solution is trusted enter a fit (ok; not diverged, polished, solved).
+// Only runs whose solution is trusted enter a fit: not diverged, polished, quadrature
+// converged (fewer converged eigenpairs only add noise and are kept).
 std::vector<double> trusted(const std::vector<Measurement>& ms, const std::vector<double>& v) {
   std::vector<double> out(v);
   for (size_t k = 0; k < ms.size(); ++k)
-    if (ms[k].status != "ok") out[k] = kNaN;
+    if (ms[k].flags & job_flag::excluded) out[k] = kNaN;
   return out;
 }
 

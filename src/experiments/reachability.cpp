@@ -64,7 +64,10 @@ std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan
   for (const auto& j : plan.jobs) o << "  " << j.name << "  n = " << j.task.size() << "\n";
   o << "groups: " << std::max<int64_t>(1, world_size / g) << " of " << g << " rank(s) on " << world_size
     << " rank(s)\n";
-  o << "curvature: " << to_string(job.complexity.curvature) << ", top-" << job.complexity.top_k << " + SLQ "
+  o << "curvature: " << to_string(job.complexity.curvature) << ", top-"
+    << (job.complexity.top_k_auto ? "max(" + std::to_string(job.complexity.top_k) + ", head rows)"
+                                  : std::to_string(job.complexity.top_k))
+    << " + SLQ "
     << job.complexity.probes << " probes x " << job.complexity.lanczos_steps << " steps; c = " << job.logdet_c()
     << " (" << to_string(job.complexity.logdet_scale) << ")\n";
   return o.str();
@@ -78,6 +81,14 @@ std::string checkpoint_path(const std::string& workdir, uint64_t key) {
 }
 
 std::string id(uint64_t v) { return std::to_string(v); }
+
+// A fine-tune that cannot start: its target has no threshold (the scratch run diverged).
+FinetuneOutcome diverged_outcome(double theta) {
+  FinetuneOutcome o;
+  o.status = "diverged";
+  o.threshold = theta;
+  return o;
+}
 
 }  // namespace
 
@@ -140,7 +151,7 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
     auto r2 = sched.run(p2, [&](size_t i) {
       auto o = finetune_scratch(sched.group(), shape, tasks.tasks[i], job, train_seed(job, 0));
       return std::vector<double>{double(o.steps), double(o.samples), o.threshold, o.seconds,
-                                 o.status == "diverged" ? 1.0 : 0.0};
+                                 o.status == "diverged" ? 1.0 : 0.0, o.spread, o.unstable ? 1.0 : 0.0};
     });
     for (int64_t i = 0; i < N; ++i) {
       const auto& v = r2[size_t(i)];
@@ -150,6 +161,8 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
       sc.threshold = v[2];
       sc.seconds = v[3];
       sc.status = v[4] > 0 ? "diverged" : (v[0] < 0 ? "not_reached" : "ok");
+      sc.spread = v[5];
+      sc.unstable = v[6] > 0;
       ft_steps(i, i) = sc.steps;
       ft_samples(i, i) = sc.samples;
       ft_status[size_t(i * N + i)] = sc.status;
@@ -175,7 +188,7 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
       std::vector<double> w = load_checkpoint(shape, checkpoint_path(workdir, p1.key[source_item]));
       FinetuneOutcome o = std::isfinite(theta) ? finetune_from(sched.group(), shape, tasks.tasks[size_t(i)], job, w,
                                                                theta, train_seed(job, 0))
-                                               : FinetuneOutcome{"diverged", -1, 0, theta, {}, 0.0};
+                                               : diverged_outcome(theta);
       // The first evaluation, before any step: the loss of task i at w*_j (a baseline for T).
       const double l0 = o.curve.empty() ? std::nan("") : o.curve.front()[1];
       return std::vector<double>{double(o.steps), double(o.samples), o.seconds, o.status == "diverged" ? 1.0 : 0.0, l0};
@@ -201,7 +214,14 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
   if (do_finetune) {
     out.finetune_steps = ft_steps;
     out.finetune_samples = ft_samples;
-    for (const auto& sc : scratch) out.finetune_threshold.push_back(sc.threshold);
+    for (const auto& sc : scratch) {
+      out.finetune_threshold.push_back(sc.threshold);
+      out.finetune_threshold_spread.push_back(sc.spread);
+      out.finetune_unstable.push_back(sc.unstable ? 1 : 0);
+    }
+    for (int64_t i = 0; i < N; ++i)
+      if (scratch[size_t(i)].unstable)
+        for (int64_t j = 0; j < N; ++j) out.flags(i, j) |= reach_flag::unstable_target;
     for (int64_t i = 0; i < N; ++i)
       for (int64_t j = 0; j < N; ++j) {
         std::ostringstream rec;
@@ -211,7 +231,10 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
             << " samples=" << ft_samples(i, j);
         const std::string name = i == j ? "scratch:" + tasks.tasks[size_t(i)].name
                                          : "finetune:" + tasks.tasks[size_t(i)].name + "<-" + tasks.tasks[size_t(j)].name;
-        out.jobs.push_back({name, ft_status[size_t(i * N + j)], ft_seconds[size_t(i * N + j)], rec.str()});
+        const bool unstable = i == j && scratch[size_t(i)].unstable;
+        if (i == j) rec << " theta_spread=" << scratch[size_t(i)].spread;
+        out.jobs.push_back({name, unstable ? ft_status[size_t(i * N + j)] + "+unstable" : ft_status[size_t(i * N + j)],
+                            ft_seconds[size_t(i * N + j)], rec.str()});
       }
   }
 

@@ -258,6 +258,7 @@ std::vector<Entry> make_schema() {
       field<f64>("/complexity/logdet",                    tasks,     required,  &R::logdet),
       field<f64>("/complexity/logdet_stderr",             tasks,     required,  &R::logdet_stderr),
       field<f64>("/complexity/grad_norm",                 tasks,     required,  &R::grad_norm),
+      field<str>("/complexity/status",                    tasks,     optional,  &R::task_status),
       field<f64>("/complexity/C_stderr",                  tasks,     optional,  &R::C_stderr),
       field<f64>("/complexity/C_laplace",                 tasks,     optional,  &R::C_laplace),
       field<f64>("/complexity/C_laplace_stderr",          tasks,     optional,  &R::C_laplace_stderr),
@@ -274,10 +275,15 @@ std::vector<Entry> make_schema() {
       field<f64>("/reachability/stderr_probe",            pairs,     required,  &R::stderr_probe),
       field<f64>("/reachability/stderr_seed",             pairs,     required,  &R::stderr_seed),
       field<f64>("/reachability/stderr_probe_unpaired",   pairs,     optional,  &R::stderr_probe_unpaired),
+      field<f64>("/reachability/dof",                     pairs,     optional,  &R::dof),
+      field<f64>("/reachability/critical",                pairs,     optional,  &R::critical),
+      field<i64>("/reachability/flags",                   pairs,     optional,  &R::flags),
 
       field<i64>("/finetune/steps",                       pairs,     follows("/finetune/threshold"), &R::finetune_steps),
       field<i64>("/finetune/samples",                     pairs,     follows("/finetune/threshold"), &R::finetune_samples),
       field<f64>("/finetune/threshold",                   tasks,     optional,  &R::finetune_threshold),
+      field<f64>("/finetune/threshold_spread",            tasks,     optional,  &R::finetune_threshold_spread),
+      field<i64>("/finetune/unstable",                    tasks,     optional,  &R::finetune_unstable),
 
       field<f64>("/analysis/<key>",                       scalar,    optional,  &R::analysis, {"/analysis"}),
       field<i64>("/analysis/<key>",                       scalar,    optional,  &R::analysis_i64, {"/analysis"}),

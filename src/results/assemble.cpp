@@ -10,6 +10,7 @@
 #include "taskreach/data.hpp"
 #include "taskreach/formulas.hpp"
 #include "taskreach/results.hpp"
+#include "taskreach/util.hpp"
 
 namespace taskreach {
 namespace {
@@ -29,15 +30,35 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
   const int64_t N = int64_t(tasks.tasks.size());
   const int64_t S = by_job.empty() ? 1 : int64_t(by_job[0].size());
   const auto& cc = job.complexity;
-  auto seed_mean = [&](int64_t j, double Measurement::*f) {
+  const double nan = std::nan("");
+  auto seed_values = [&](int64_t j, auto value) {
     std::vector<double> v;
-    for (const auto* m : by_job[size_t(j)]) v.push_back(m->*f);
-    return formulas::mean(v);
+    for (const auto* m : by_job[size_t(j)]) v.push_back(value(*m));
+    return v;
   };
-  auto failed = [&](int64_t j) {
-    for (const auto* m : by_job[size_t(j)])
-      if (m->status == "diverged" || m->status == "eps_not_converged") return true;
-    return false;
+  auto seed_mean = [&](int64_t j, double Measurement::*f) {
+    return formulas::mean(seed_values(j, [&](const Measurement& m) { return m.*f; }));
+  };
+  // The probes are shared by every seed (and model) of a job, so the probe error of a seed
+  // mean is the standard error over seed-averaged per-probe values, not the per-seed errors
+  // combined as if independent.
+  auto seed_averaged = [&](int64_t j, std::vector<double> Measurement::*f) {
+    std::vector<double> q;
+    for (const auto* m : by_job[size_t(j)]) {
+      const auto& v = m->*f;
+      if (q.empty()) q.assign(v.size(), 0.0);
+      if (v.size() != q.size()) return std::vector<double>{};
+      for (size_t p = 0; p < q.size(); ++p) q[p] += v[p] / double(S);
+    }
+    return q;
+  };
+  auto probe_stderr = [&](int64_t j, std::vector<double> Measurement::*f) {
+    return formulas::stderr_of_mean(seed_averaged(j, f));
+  };
+  auto flags_of = [&](int64_t j) {
+    int64_t f = 0;
+    for (const auto* m : by_job[size_t(j)]) f |= m->flags;
+    return f;
   };
   for (int64_t i = 0; i < N; ++i) {
     const auto& t = tasks.tasks[size_t(i)];
@@ -47,25 +68,23 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
     std::vector<int64_t> classes(t.y);
     std::sort(classes.begin(), classes.end());
     out.num_classes.push_back(std::unique(classes.begin(), classes.end()) - classes.begin());
+    out.task_status.push_back(status_of(flags_of(j)));
     out.C.push_back(seed_mean(j, &Measurement::C));
     out.loss.push_back(seed_mean(j, &Measurement::loss));
     out.weight_norm2.push_back(seed_mean(j, &Measurement::weight_norm2));
     out.logdet.push_back(seed_mean(j, &Measurement::logdet));
-    // Probe error of the seed mean: per-seed errors combined.
-    double v = 0;
-    for (const auto* m : by_job[size_t(j)]) v += m->logdet_stderr * m->logdet_stderr;
-    out.logdet_stderr.push_back(std::sqrt(v) / double(S));
+    out.logdet_stderr.push_back(probe_stderr(j, &Measurement::probes));
     out.grad_norm.push_back(seed_mean(j, &Measurement::grad_norm));
-    // C's error: the probe error of the log-det term and the between-seed error, combined.
-    std::vector<double> c_seeds, c_alt_seeds;
-    double v_alt = 0;
-    for (const auto* m : by_job[size_t(j)]) {
-      c_seeds.push_back(m->C);
-      c_alt_seeds.push_back(complexity(m->loss, m->weight_norm2, m->logdet_alt, cc));
-      v_alt += m->logdet_alt_stderr * m->logdet_alt_stderr;
-    }
-    const double se = formulas::combined_stderr(formulas::logdet_term(out.logdet_stderr.back(), cc.beta), formulas::stderr_of_mean(c_seeds));
-    const double se_alt = formulas::combined_stderr(formulas::logdet_term(std::sqrt(v_alt) / double(S), cc.beta), formulas::stderr_of_mean(c_alt_seeds));
+    // C's error: the probe error of the log-det term and the between-seed error (unknown, NaN,
+    // with one seed), combined.
+    const auto c_seeds = seed_values(j, [](const Measurement& m) { return m.C; });
+    const auto c_alt_seeds = seed_values(j, [&](const Measurement& m) {
+      return complexity(m.loss, m.weight_norm2, m.logdet_alt, cc);
+    });
+    const double se = formulas::combined_stderr(formulas::logdet_term(out.logdet_stderr.back(), cc.beta),
+                                                formulas::stderr_of_mean(c_seeds));
+    const double se_alt = formulas::combined_stderr(
+        formulas::logdet_term(probe_stderr(j, &Measurement::probes_alt), cc.beta), formulas::stderr_of_mean(c_alt_seeds));
     out.C_stderr.push_back(se);
     const bool laplace = cc.logdet_scale == LogdetScale::laplace;
     out.C_laplace.push_back(laplace ? out.C.back() : formulas::mean(c_alt_seeds));
@@ -73,9 +92,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
     out.C_paper.push_back(laplace ? formulas::mean(c_alt_seeds) : out.C.back());
     out.C_paper_stderr.push_back(laplace ? se_alt : se);
     out.trace.push_back(seed_mean(j, &Measurement::trace));
-    double v_tr = 0;
-    for (const auto* m : by_job[size_t(j)]) v_tr += m->trace_stderr * m->trace_stderr;
-    out.trace_stderr.push_back(std::sqrt(v_tr) / double(S));
+    out.trace_stderr.push_back(probe_stderr(j, &Measurement::trace_probes));
     const auto* m0 = by_job[size_t(j)][0];
     out.spectra.push_back({m0->eigenvalues, m0->residuals, m0->esd_nodes, m0->esd_weights, m0->products,
                            m0->curvature_seconds});
@@ -84,42 +101,56 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
   out.unions_C = Matrix<double>(N, N, 0.0);
   out.unions_conflicts = Matrix<int64_t>(N, N, 0);
   out.R = out.R_per_sample = out.stderr_total = out.stderr_probe = out.stderr_seed = out.stderr_probe_unpaired =
-      Matrix<double>(N, N, 0.0);
+      out.dof = out.critical = Matrix<double>(N, N, 0.0);
+  out.flags = Matrix<int64_t>(N, N, 0);
   // The probe part of one job's C (seed mean): (β/2)·stderr of its per-probe values.
-  auto probe_se = [&](int64_t j) {
-    std::vector<double> q(by_job[size_t(j)][0]->probes.size(), 0.0);
-    for (const auto* m : by_job[size_t(j)])
-      for (size_t p = 0; p < q.size(); ++p) q[p] += formulas::logdet_term(m->probes[p], cc.beta) / double(S);
-    return formulas::stderr_of_mean(q);
-  };
-  const double nan = std::nan("");
+  auto probe_se = [&](int64_t j) { return formulas::logdet_term(probe_stderr(j, &Measurement::probes), cc.beta); };
+  const double probe_dof = double(cc.probes - 1), seed_dof = double(S - 1);
   for (int64_t i = 0; i < N; ++i)
     for (int64_t jj = 0; jj < N; ++jj) {
       const int64_t u = job_of[i][jj], s = job_of[jj][jj];
       out.unions_C(i, jj) = seed_mean(u, &Measurement::C);
       out.unions_conflicts(i, jj) = count_conflicts(jobs[size_t(u)].task);
+      const int64_t f = flags_of(u) | flags_of(s);
+      int64_t& flag = out.flags(i, jj);
+      if (f & job_flag::excluded) flag |= reach_flag::excluded;
+      if (f & job_flag::eps_not_converged) flag |= reach_flag::eps_not_converged;
+      if (S < 2) flag |= reach_flag::seed_error_unknown;
+      if (f & job_flag::diverged) {  // no C, no R
+        out.R(i, jj) = out.R_per_sample(i, jj) = out.stderr_probe(i, jj) = out.stderr_seed(i, jj) =
+            out.stderr_total(i, jj) = out.stderr_probe_unpaired(i, jj) = out.dof(i, jj) = out.critical(i, jj) = nan;
+        continue;
+      }
+      if (u == s) continue;  // the same sample set: R = 0 exactly, without error
       // R(i|j) = C_β(D_i ∪ D_j) − C_β(D_j)   (paper §2.3)
       std::vector<double> r_seed;
-      for (int64_t q = 0; q < S; ++q) r_seed.push_back(formulas::reachability(by_job[size_t(u)][size_t(q)]->C, by_job[size_t(s)][size_t(q)]->C));
+      for (int64_t q = 0; q < S; ++q)
+        r_seed.push_back(formulas::reachability(by_job[size_t(u)][size_t(q)]->C, by_job[size_t(s)][size_t(q)]->C));
       // Paired over probes: the same probe vectors for every model of the job.
-      std::vector<double> dp;
-      const size_t P = by_job[size_t(u)][0]->probes.size();
-      for (size_t p = 0; p < P; ++p) {
-        double du = 0, ds = 0;
-        for (int64_t q = 0; q < S; ++q) {
-          du += by_job[size_t(u)][size_t(q)]->probes[p];
-          ds += by_job[size_t(s)][size_t(q)]->probes[p];
-        }
-        dp.push_back(formulas::logdet_term(du - ds, cc.beta) / double(S));
-      }
-      const bool bad = failed(u) || failed(s);
-      out.R(i, jj) = bad ? nan : (u == s ? 0.0 : formulas::mean(r_seed));
+      const auto qu = seed_averaged(u, &Measurement::probes), qs = seed_averaged(s, &Measurement::probes);
+      const auto hu = seed_averaged(u, &Measurement::probes_half), hs = seed_averaged(s, &Measurement::probes_half);
+      std::vector<double> dp, dh;
+      for (size_t p = 0; p < qu.size() && p < qs.size(); ++p) dp.push_back(formulas::logdet_term(qu[p] - qs[p], cc.beta));
+      for (size_t p = 0; p < hu.size() && p < hs.size(); ++p) dh.push_back(formulas::logdet_term(hu[p] - hs[p], cc.beta));
+      out.R(i, jj) = formulas::mean(r_seed);
       out.R_per_sample(i, jj) = out.R(i, jj) / double(tasks.tasks[size_t(i)].size());
-      out.stderr_probe(i, jj) = bad ? nan : formulas::stderr_of_mean(dp);
+      out.stderr_probe(i, jj) = formulas::stderr_of_mean(dp);
       // What the probe error would be with independent probes per model (for comparison).
-      out.stderr_probe_unpaired(i, jj) = bad ? nan : (u == s ? 0.0 : formulas::combined_stderr(probe_se(u), probe_se(s)));
-      out.stderr_seed(i, jj) = bad ? nan : formulas::stderr_of_mean(r_seed);
+      out.stderr_probe_unpaired(i, jj) = formulas::combined_stderr(probe_se(u), probe_se(s));
+      out.stderr_seed(i, jj) = formulas::stderr_of_mean(r_seed);
+      // The quadrature check of the difference itself (each C was checked in its own job).
+      if (cc.quadrature_check && dh.size() == dp.size() && !dp.empty() &&
+          std::fabs(formulas::mean(dp) - formulas::mean(dh)) > out.stderr_probe(i, jj) / 3.0)
+        flag |= reach_flag::quadrature | reach_flag::excluded;
       out.stderr_total(i, jj) = formulas::combined_stderr(out.stderr_probe(i, jj), out.stderr_seed(i, jj));
+      // Judged with the t quantile of the combined error's degrees of freedom.
+      out.dof(i, jj) = formulas::welch_dof(out.stderr_probe(i, jj), probe_dof, out.stderr_seed(i, jj), seed_dof);
+      out.critical(i, jj) = util::critical_value(out.dof(i, jj));
+      const double bound = out.critical(i, jj) * out.stderr_total(i, jj);
+      if (std::isfinite(bound)) {
+        if (std::fabs(out.R(i, jj)) > bound) flag |= reach_flag::resolved;
+        if (out.R(i, jj) < -bound) flag |= reach_flag::negative;
+      }
     }
 
   for (int64_t s = 0; s < S; ++s)
@@ -130,11 +161,11 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
           << " B=" << job.train.batch_size << " sgd_steps=" << m.sgd_steps << " polish_iters=" << m.polish_iters
           << " grad_norm=" << m.grad_norm << " dtype=" << to_string(job.train.dtype) << "+float64_polish threads=1"
           << " n=" << jobs[jb].task.size() << " hvp=" << m.products
-          << " eps=" << m.eps_converged << "/" << m.eps_requested << " quadrature_change=" << m.quadrature_change
-          << " logdet_stderr=" << m.logdet_stderr << " curvature_samples="
-          << (cc.samples > 0 ? std::min<int64_t>(cc.samples, jobs[jb].task.size()) : jobs[jb].task.size())
-          << " curvature_subsample_seed=" << job.seed;
-      out.jobs.push_back({jobs[jb].name + "/seed" + std::to_string(s), m.status, m.seconds, rec.str()});
+          << " eps=" << m.eps_converged << "/" << m.eps_requested << " lanczos_steps=" << m.lanczos_steps
+          << " quadrature_change=" << m.quadrature_change
+          << " logdet_stderr=" << m.logdet_stderr << " time_sgd=" << m.sgd_seconds
+          << " time_polish=" << m.polish_seconds << " time_topk=" << m.topk_seconds << " time_slq=" << m.slq_seconds;
+      out.jobs.push_back({jobs[jb].name + "/seed" + std::to_string(s), m.status(), m.seconds, rec.str()});
     }
 }
 
@@ -161,6 +192,7 @@ void job_attributes(RunOutput& out, const JobConfig& job, int world_size) {
   out.attrs_f64["logdet_c"] = job.logdet_c();
   out.attrs_i64["mpi_ranks"] = world_size;
   out.attrs_i64["top_k"] = cc.top_k;
+  if (cc.top_k_auto) out.attrs_str["top_k_rule"] = "max(top_k, the job's active head rows)";
   out.attrs_i64["probes"] = cc.probes;
   out.attrs_i64["lanczos_steps"] = cc.lanczos_steps;
 }

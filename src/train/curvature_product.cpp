@@ -1,7 +1,9 @@
 // Curvature-vector products at w* (DESIGN §1–2) on this rank's shard, in float64.
 // G v = Σ_i J_iᵀ (diag p_i − p_i p_iᵀ) J_i v with J_i the logits' Jacobian: J v comes from
-// differentiating Jᵀu with respect to the dummy u (double backward). The graphs of each
-// batch are built once here and reused by every product.
+// differentiating Jᵀu with respect to the dummy u (double backward). The graphs of the first
+// `keep_graphs` samples' batches are built once here and reused by every product; the other
+// batches keep only their inputs and rebuild their graph in each product, so the operator's
+// memory beyond the data is that of keep_graphs samples plus one micro-batch.
 #include <algorithm>
 #include <numeric>
 
@@ -15,11 +17,37 @@ struct TorchCurvature::Impl {
   std::vector<torch::Tensor> params;
   bool ggn = true;
   struct Batch {
+    torch::Tensor x, y;               // the batch's inputs and labels
+    bool built = false;               // whether the graph below is held
     torch::Tensor logits, p, u;       // ggn: raw logits, softmax (detached), dummy u
     std::vector<torch::Tensor> jtu;   // ggn: Jᵀu, built with create_graph
     std::vector<torch::Tensor> grad;  // hessian: ∇L_batch, built with create_graph
   };
   std::vector<Batch> batches;
+  torch::Tensor mask;
+  int64_t kept = 0;
+
+  // The double-backward graph of one batch at the operator's weights.
+  void build(Batch& b) {
+    if (ggn) {
+      b.logits = net->forward(b.x);
+      b.p = torch::softmax(detail::masked(b.logits.detach(), mask), 1);  // 0 off the mask
+      b.u = torch::zeros_like(b.logits).requires_grad_(true);
+      b.jtu = torch::autograd::grad({b.logits}, params, {b.u}, /*retain_graph=*/true, /*create_graph=*/true);
+    } else {
+      auto loss = torch::nn::functional::cross_entropy(
+          detail::masked(net->forward(b.x), mask), b.y,
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      b.grad = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    }
+    b.built = true;
+  }
+  void release(Batch& b) {
+    b.logits = b.p = b.u = torch::Tensor();
+    b.jtu.clear();
+    b.grad.clear();
+    b.built = false;
+  }
   std::vector<torch::Tensor> acc;  // the product, accumulated over batches (scratch, reused)
   double scale = 1.0;              // n / n_sub
   int64_t d = 0;
@@ -28,7 +56,8 @@ struct TorchCurvature::Impl {
 TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double>& weights,
                                const Task& task, int shard_rank, int shard_size,
                                Curvature kind, int64_t batch_size,
-                               const std::vector<double>& buffers, int64_t subsample, uint64_t seed)
+                               const std::vector<double>& buffers, int64_t subsample, uint64_t seed,
+                               int64_t keep_graphs)
     : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.ggn = kind == Curvature::ggn;
@@ -43,7 +72,7 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
   detail::unflatten(weights.data(), m.params);
   if (!buffers.empty()) detail::unflatten(buffers.data(), detail::float_buffers(*m.net));
   for (const auto& p : m.params) m.acc.push_back(torch::zeros_like(p));
-  const auto mask = detail::head_mask(shape.k_tot, task.active_rows);
+  m.mask = detail::head_mask(shape.k_tot, task.active_rows);
   // This rank's shard (every g-th sample) of the samples the curvature is taken over.
   const auto chosen = curvature_subsample(task.size(), subsample, seed);
   m.scale = double(task.size()) / double(chosen.size());
@@ -55,23 +84,19 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
   for (int64_t b0 = 0; b0 < x.size(0); b0 += batch_size) {
     const int64_t b1 = std::min<int64_t>(x.size(0), b0 + batch_size);
     Impl::Batch b;
-    auto xb = x.slice(0, b0, b1);
-    if (m.ggn) {
-      b.logits = m.net->forward(xb);
-      b.p = torch::softmax(detail::masked(b.logits.detach(), mask), 1);  // 0 off the mask
-      b.u = torch::zeros_like(b.logits).requires_grad_(true);
-      b.jtu = torch::autograd::grad({b.logits}, m.params, {b.u}, /*retain_graph=*/true, /*create_graph=*/true);
-    } else {
-      auto loss = torch::nn::functional::cross_entropy(
-          detail::masked(m.net->forward(xb), mask), y.slice(0, b0, b1),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-      b.grad = torch::autograd::grad({loss}, m.params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    b.x = x.slice(0, b0, b1);
+    b.y = y.slice(0, b0, b1);
+    if (keep_graphs < 0 || m.kept + (b1 - b0) <= keep_graphs) {
+      m.build(b);
+      m.kept += b1 - b0;
     }
     m.batches.push_back(std::move(b));
   }
 }
 
 TorchCurvature::~TorchCurvature() = default;
+
+int64_t TorchCurvature::kept_samples() const { return impl_->kept; }
 
 std::vector<int64_t> curvature_subsample(int64_t n, int64_t count, uint64_t seed) {
   std::vector<int64_t> idx(static_cast<size_t>(n));
@@ -97,6 +122,8 @@ void TorchCurvature::apply_shard(const double* v, double* out) {
   }
   for (auto& a : acc) a.zero_();
   for (auto& b : m.batches) {
+    const bool transient = !b.built;
+    if (transient) m.build(b);
     std::vector<torch::Tensor> r;
     if (m.ggn) {
       auto jv = torch::autograd::grad(b.jtu, {b.u}, vs, /*retain_graph=*/true)[0];
@@ -106,6 +133,7 @@ void TorchCurvature::apply_shard(const double* v, double* out) {
       r = torch::autograd::grad(b.grad, m.params, vs, /*retain_graph=*/true);
     }
     for (size_t k = 0; k < acc.size(); ++k) acc[k].add_(r[k]);
+    if (transient) m.release(b);
   }
   off = 0;
   for (size_t k = 0; k < acc.size(); ++k) {

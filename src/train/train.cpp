@@ -246,21 +246,32 @@ SgdResult run_sgd(MPI_Comm group, Net& net, const Data& d, const SgdSpec& s, tor
   return r;
 }
 
+// Samples per forward/backward pass of the full-batch polish: its memory is that of one such
+// micro-batch, whatever the shard's size (the gradients of the passes accumulate).
+constexpr int64_t kPolishChunk = 1024;
+
 // f(w) = [L_D(w) + β/(2λ²)‖w‖²] / n on this rank's shard, summed over the group (the
-// penalty is added by rank 0 only, so the sum counts it once). Gradients land in .grad().
+// penalty is added by rank 0 only, so the sum counts it once). Gradients land in .grad(),
+// accumulated over micro-batches of kPolishChunk samples: one autograd graph at a time.
 double map_objective(MPI_Comm group, Net& net, const Data& d, double penalty) {
   auto params = net->parameters();
   double local = 0.0;
   local_then_agree(group, "MAP objective", [&] {
     for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
-    torch::Tensor f = torch::zeros({}, torch::TensorOptions(torch::kDouble).device(d.x.device()));
-    if (d.xs.size(0))
-      f = F::cross_entropy(detail::masked(net->forward(d.xs), d.mask), d.ys, F::CrossEntropyFuncOptions().reduction(torch::kSum));
-    if (d.rank == 0)
+    for (int64_t b0 = 0; b0 < d.xs.size(0); b0 += kPolishChunk) {
+      auto f = F::cross_entropy(detail::masked(net->forward(d.xs.slice(0, b0, b0 + kPolishChunk)), d.mask),
+                                d.ys.slice(0, b0, b0 + kPolishChunk), F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+               double(d.n);
+      f.backward();
+      local += f.item<double>();
+    }
+    if (d.rank == 0) {
+      torch::Tensor f = torch::zeros({}, torch::TensorOptions(torch::kDouble).device(d.x.device()));
       for (const auto& p : params) f = f + penalty * p.pow(2).sum();
-    f = f / double(d.n);
-    f.backward();
-    local = f.item<double>();
+      f = f / double(d.n);
+      f.backward();
+      local += f.item<double>();
+    }
   });
   allreduce_grads(group, params);
   return allreduce_sum(group, local);
@@ -347,6 +358,7 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
       }
   broadcast_state(group, net);
 
+  out.sgd_seconds = seconds_since(t0);
   // Polish in float64, eval mode (BatchNorm uses its running statistics, as the curvature does).
   net->to(torch::kDouble);
   net->eval();
@@ -369,6 +381,7 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
     }
     broadcast_state(group, net);
   }
+  out.polish_seconds = seconds_since(t0) - out.sgd_seconds;
 
   out.weights = detail::flatten(params);
   out.buffers = detail::flatten(detail::float_buffers(*net));
@@ -438,13 +451,19 @@ FinetuneOutcome finetune_scratch(MPI_Comm group, const ModelShape& shape, const 
   Data d(group, task, shape, dtype);
   SgdResult r = run_sgd(group, net, d, finetune_spec(job, d.n));
   double theta = job.finetune.threshold;
+  double spread = NAN;
   if (theta <= 0) {
     // θ_i = median of the last 10 evaluations of the scratch run + margin (DESIGN §1).
     std::vector<double> last;
     for (size_t k = r.curve.size() >= 10 ? r.curve.size() - 10 : 0; k < r.curve.size(); ++k) last.push_back(r.curve[k][1]);
     theta = last.empty() ? NAN : median(last) + job.finetune.loss_margin;
+    if (!last.empty()) spread = *std::max_element(last.begin(), last.end()) - *std::min_element(last.begin(), last.end());
   }
   FinetuneOutcome o = finish(r, theta, t0);
+  o.spread = spread;
+  // A run whose last evaluations swing by more than the margin has not settled: its median
+  // says little about the level a fine-tune must reach.
+  o.unstable = std::isfinite(spread) && spread > job.finetune.loss_margin;
   // The scratch run always runs to max_steps; report the samples until θ was first met.
   if (o.steps >= 0) o.samples = std::min(r.samples, o.steps * job.finetune.batch_size);
   return o;

@@ -57,9 +57,11 @@ RunOutput synthetic(size_t n) {
     o.num_classes.push_back(10 - static_cast<int64_t>(i));
     for (auto* v : {&o.C, &o.loss, &o.weight_norm2, &o.logdet, &o.logdet_stderr, &o.grad_norm, &o.C_stderr,
                     &o.C_laplace, &o.C_laplace_stderr, &o.C_paper, &o.C_paper_stderr, &o.trace, &o.trace_stderr,
-                    &o.finetune_threshold}) {
+                    &o.finetune_threshold, &o.finetune_threshold_spread}) {
       v->push_back(value());
     }
+    o.task_status.push_back(i % 2 ? "ok" : "eps_not_converged");
+    o.finetune_unstable.push_back(static_cast<int64_t>(i % 2));
     SpectrumRecord s;
     for (size_t k = 0; k < (i % 3) + 1; ++k) {
       s.eigenvalues.push_back(value());
@@ -80,11 +82,11 @@ RunOutput synthetic(size_t n) {
   }
   const auto nn = static_cast<int64_t>(n);
   for (auto* m : {&o.unions_C, &o.R, &o.R_per_sample, &o.stderr_total, &o.stderr_probe, &o.stderr_seed,
-                  &o.stderr_probe_unpaired}) {
+                  &o.stderr_probe_unpaired, &o.dof, &o.critical}) {
     *m = Matrix<double>(nn, nn, 0.0);
     for (double& x : m->data) x = value();
   }
-  for (auto* m : {&o.unions_conflicts, &o.finetune_steps, &o.finetune_samples}) {
+  for (auto* m : {&o.unions_conflicts, &o.finetune_steps, &o.finetune_samples, &o.flags}) {
     *m = Matrix<int64_t>(nn, nn, 0);
     for (int64_t& x : m->data) x = integer() - 500000;
   }

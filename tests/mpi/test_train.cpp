@@ -312,6 +312,15 @@ TEST(Finetune, ProtocolThresholdsAndCosts) {
   for (size_t k = scratch.curve.size() - 10; k < scratch.curve.size(); ++k) last.push_back(scratch.curve[k][1]);
   std::sort(last.begin(), last.end());
   EXPECT_NEAR(scratch.threshold, 0.5 * (last[4] + last[5]) + job.finetune.loss_margin, 1e-12);
+  // θ is unstable when those evaluations spread by more than the margin.
+  EXPECT_NEAR(scratch.spread, last.back() - last.front(), 1e-15);
+  EXPECT_GT(scratch.spread, 0.0);
+  EXPECT_EQ(scratch.unstable, scratch.spread > job.finetune.loss_margin);
+  JobConfig tight = job;
+  tight.finetune.loss_margin = 0.5 * scratch.spread;
+  EXPECT_TRUE(finetune_scratch(MPI_COMM_WORLD, shape, mnist, tight, 7).unstable);
+  tight.finetune.loss_margin = 2.0 * scratch.spread;
+  EXPECT_FALSE(finetune_scratch(MPI_COMM_WORLD, shape, mnist, tight, 7).unstable);
   ASSERT_GT(scratch.steps, 0);
   for (const auto& c : scratch.curve) {
     if (c[0] < double(scratch.steps)) {

@@ -106,6 +106,19 @@ TEST(Config, ExpandsEnvironmentVariables) {
   }
 }
 
+// The binary run without taskreach.sh finds the data cache the script fills.
+TEST(Config, DataDirectoryDefaultsToTheCache) {
+  const char* old = std::getenv("TASKREACH_DATA");
+  const std::string saved = old ? old : "";
+  unsetenv("TASKREACH_DATA");
+  setenv("HOME", std::getenv("HOME") ? std::getenv("HOME") : "/root", 1);
+  EXPECT_EQ(expand_env("${TASKREACH_DATA}/mnist/x.gz", "f"), std::string(std::getenv("HOME")) + "/.cache/taskreach/data/mnist/x.gz");
+  setenv("TASKREACH_DATA", "/elsewhere", 1);
+  EXPECT_EQ(expand_env("${TASKREACH_DATA}/x.gz", "f"), "/elsewhere/x.gz");
+  if (old) setenv("TASKREACH_DATA", saved.c_str(), 1);
+  else unsetenv("TASKREACH_DATA");
+}
+
 // ---------------------------------------------------------------------------- sources and transforms
 
 namespace {

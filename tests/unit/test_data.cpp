@@ -598,10 +598,9 @@ TEST_F(SmallJob, InvertedInputsAreOtherKeys) {
     EXPECT_EQ(inv.keys[j].label, m.keys[j].label);
     EXPECT_NE(inv.keys[j].input_hash, m.keys[j].input_hash);
   }
-  // Un-normalised, the two add up to 1 pixel by pixel.
-  const auto [mean, sd] = stats_of(mnist_->pixels);
-  for (size_t k = 0; k < m.x.size(); k += 7)
-    EXPECT_NEAR((m.x[k] * sd + mean) + (inv.x[k] * sd + mean), 1.0, 1e-5) << k;
+  // Each normalised with its own chain's statistics (1 − x: mean 1 − m, the same std), the two
+  // are each other's negatives pixel by pixel.
+  for (size_t k = 0; k < m.x.size(); k += 7) EXPECT_NEAR(m.x[k] + inv.x[k], 0.0, 1e-4) << k;
 }
 
 TEST_F(SmallJob, Conflicts) {
@@ -642,6 +641,44 @@ TEST_F(SmallJob, NormalisedWithWholeSourceStatistics) {
       EXPECT_EQ(std::memcmp(t(other).x.data() + j * 784, t(0).x.data() + at * 784, 784 * sizeof(float)), 0);
     }
   EXPECT_GE(shared, 50 + 50);  // mnist50 ⊂ mnist, and ~20 per digit of 0,1,2
+}
+
+// Normalisation per (source, input chain): the inverted task is normalised with the statistics
+// of inverted MNIST, so its pixels are exactly the negated plain ones (1 − x has mean 1 − m and
+// the same std), and the background is −(−m/s) instead of (1 − m)/s ≈ +2.8.
+TEST_F(SmallJob, NormalisedPerInputChain) {
+  const auto [mean, sd] = stats_of(mnist_->pixels);
+  ASSERT_GT(t(3).keys.size(), 0u);
+  int compared = 0;
+  for (size_t j = 0; j < t(3).keys.size(); ++j)
+    for (size_t p = 0; p < 784; p += 29) {
+      const double raw = mnist_->pixels[static_cast<size_t>(t(3).keys[j].index) * 784 + p] / 255.0;
+      EXPECT_NEAR(t(3).x[j * 784 + p], -(raw - mean) / sd, 1e-4);
+      ++compared;
+    }
+  EXPECT_GT(compared, 1000);
+  EXPECT_NEAR(t(3).x[0], mean / sd, 1e-4);  // a background corner: +0.42, not +2.8
+}
+
+TEST(Tasks, GapsInALabelSetAreWarnedAbout) {
+  TempDir tmp;
+  std::vector<uint8_t> labels(20);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = uint8_t(i % 10);
+  labels[7] = 200;  // one label far outside the others
+  write_pair(tmp / "i.idx", tmp / "l.idx", labels, 4, 4);
+  JobConfig job;
+  job.path = "/jobs/gap.toml";
+  job.sources = {idx_source("gappy", tmp / "i.idx", tmp / "l.idx")};
+  job.tasks = {task("all", "gappy")};
+  const TaskSet set = build_tasks(job);
+  ASSERT_EQ(set.warnings.size(), 1u);
+  EXPECT_TRUE(contains(set.warnings[0], "label space 'gappy': labels 10..199 occur in none of its sources")) << set.warnings[0];
+  EXPECT_TRUE(contains(set.warnings[0], "11 of 201 head rows used")) << set.warnings[0];
+  EXPECT_TRUE(contains(describe_tasks(job, set), "warning: label space 'gappy'"));
+  // No gap, no warning.
+  labels[7] = 7;
+  write_pair(tmp / "i.idx", tmp / "l.idx", labels, 4, 4);
+  EXPECT_TRUE(build_tasks(job).warnings.empty());
 }
 
 // ---------------------------------------------------------------------------- label spaces
@@ -1163,10 +1200,13 @@ TEST(Tasks, NoiseTasksHaveTheirOwnKeysAndStableBytes) {
                task("fashion_noisy", "fashion", {noise})};
   const TaskSet s = build_tasks(job);
   const auto [mean, sd] = stats_of(read_idx_pair(mnist_images(), mnist_labels()).pixels);
-  // The noise is σ·z in pixel units: the normalised difference times sd has std σ.
+  // The noise is σ·z in pixel units. Each chain is normalised with its own statistics: the
+  // noisy pixels have (nearly) the same mean and std √(sd² + σ²), so un-normalised with those
+  // the difference has std σ.
+  const double sd_noisy = std::sqrt(sd * sd + 0.1 * 0.1);
   double ss = 0;
   for (size_t k = 0; k < s.tasks[0].x.size(); ++k) {
-    const double d = (s.tasks[1].x[k] - s.tasks[0].x[k]) * sd;
+    const double d = s.tasks[1].x[k] * sd_noisy - s.tasks[0].x[k] * sd;
     ss += d * d;
   }
   EXPECT_NEAR(std::sqrt(ss / static_cast<double>(s.tasks[0].x.size())), 0.1, 0.003);
@@ -1496,6 +1536,16 @@ TEST(BadInput, CsvFieldThatIsNotANumber) {
   EXPECT_TRUE(contains(input_error([&] { read_csv({tmp / "e.csv"}, {}); }), "line 1: field 2: '' is not a number"));
   write_text(tmp / "l.csv", "1,2,x\n");
   EXPECT_TRUE(contains(input_error([&] { read_csv({tmp / "l.csv"}, {}); }), "field 3: label 'x' is not an integer"));
+}
+
+// Binary bytes in a CSV never reach the terminal raw: the quoted field is escaped.
+TEST(BadInput, CsvErrorsEscapeBinaryBytes) {
+  TempDir tmp;
+  const std::string bytes = std::string("1,2,\x01\x9b[31m\xff", 11) + "\n";
+  write_text(tmp / "b.csv", bytes);
+  const std::string e = input_error([&] { read_csv({tmp / "b.csv"}, {}); });
+  EXPECT_EQ(e, (tmp / "b.csv") + ": line 1: field 3: label '\\x01\\x9b[31m\\xff' is not an integer");
+  for (unsigned char c : e) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << int(c);
 }
 
 TEST(BadInput, NanOrInfFeatures) {

@@ -61,9 +61,11 @@ RunOutput synthetic(size_t n) {
     o.num_classes.push_back(2 + static_cast<int64_t>(i));
     for (auto* v : {&o.C, &o.loss, &o.weight_norm2, &o.logdet, &o.logdet_stderr, &o.grad_norm, &o.C_stderr,
                     &o.C_laplace, &o.C_laplace_stderr, &o.C_paper, &o.C_paper_stderr, &o.trace, &o.trace_stderr,
-                    &o.finetune_threshold}) {
+                    &o.finetune_threshold, &o.finetune_threshold_spread}) {
       v->push_back(value());
     }
+    o.task_status.push_back(i % 2 ? "ok" : "not_converged+eps_not_converged");
+    o.finetune_unstable.push_back(static_cast<int64_t>(i % 2));
     TrainingRecord t;
     for (size_t e = 0; e < 3 * (i + 1); ++e) t.curve.push_back(value());
     t.convergence_step = 10 * static_cast<int64_t>(i) - 1;
@@ -72,14 +74,15 @@ RunOutput synthetic(size_t n) {
   }
   const auto nn = static_cast<int64_t>(n);
   for (auto* m : {&o.unions_C, &o.R, &o.R_per_sample, &o.stderr_total, &o.stderr_probe,
-                  &o.stderr_seed, &o.stderr_probe_unpaired}) {
+                  &o.stderr_seed, &o.stderr_probe_unpaired, &o.dof, &o.critical}) {
     *m = Matrix<double>(nn, nn, 0.0);
     for (double& x : m->data) x = value();
   }
-  o.unions_conflicts = o.finetune_steps = o.finetune_samples = Matrix<int64_t>(nn, nn, 0);
+  o.unions_conflicts = o.finetune_steps = o.finetune_samples = o.flags = Matrix<int64_t>(nn, nn, 0);
   for (int64_t i = 0; i < nn; ++i) {
     for (int64_t j = 0; j < nn; ++j) {
       o.unions_conflicts(i, j) = 100 * i + j - 3;
+      o.flags(i, j) = (3 * i + j) % 64;
       o.finetune_steps(i, j) = i == j ? -1 : 10 * i + j;
       o.finetune_samples(i, j) = 1000 * i + j;
     }
