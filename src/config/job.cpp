@@ -546,7 +546,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
   if (const auto* t = r.table(root, "", "train")) {
     auto& c = job.train;
     r.only(*t, "train", {"epochs", "batch_size", "lr", "momentum", "weight_decay", "dtype",
-                         "grad_tol", "polish_iters", "seeds", "steps", "schedule", "milestones",
+                         "grad_tol", "polish_iters", "polish", "seeds", "steps", "schedule", "milestones",
                          "factor", "eval_every", "loss_threshold"});
     r.get(*t, "train", "epochs", c.epochs);
     r.at_least("train.epochs", c.epochs, 0);
@@ -569,6 +569,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.choice(*t, "train", "dtype", c.dtype, "dtype");
     r.get(*t, "train", "grad_tol", c.grad_tol);
     r.positive("train.grad_tol", c.grad_tol);
+    r.choice(*t, "train", "polish", c.polish, "polish method");
     r.get(*t, "train", "polish_iters", c.polish_iters);
     r.at_least("train.polish_iters", c.polish_iters, 0);
     r.get(*t, "train", "seeds", c.seeds);

@@ -284,6 +284,134 @@ double grad_norm(MPI_Comm group, Net& net, const Data& d, double penalty) {
   return std::sqrt(norm2(g));
 }
 
+
+// Flattened views of a list of tensors, and back.
+torch::Tensor flat_of(const std::vector<torch::Tensor>& ts) {
+  std::vector<torch::Tensor> v;
+  for (const auto& t : ts) v.push_back(t.detach().reshape(-1));
+  return torch::cat(v);
+}
+std::vector<torch::Tensor> split_like(const torch::Tensor& flat, const std::vector<torch::Tensor>& like) {
+  std::vector<torch::Tensor> out;
+  int64_t off = 0;
+  for (const auto& p : like) {
+    out.push_back(flat.slice(0, off, off + p.numel()).view_as(p));
+    off += p.numel();
+  }
+  return out;
+}
+void set_params(const std::vector<torch::Tensor>& params, const torch::Tensor& flat) {
+  torch::NoGradGuard no_grad;
+  auto parts = split_like(flat, params);
+  for (size_t k = 0; k < params.size(); ++k) params[k].copy_(parts[k]);
+}
+
+// H v of the MAP objective f of map_objective (exact Hessian, double backward), accumulated
+// over micro-batches of kPolishChunk samples and summed over the group.
+torch::Tensor map_hessian_product(MPI_Comm group, Net& net, const Data& d, double penalty, const torch::Tensor& v) {
+  auto params = net->parameters();
+  const auto vs = split_like(v, params);
+  torch::Tensor acc = torch::zeros_like(v);
+  local_then_agree(group, "MAP Hessian product", [&] {
+    for (int64_t b0 = 0; b0 < d.xs.size(0); b0 += kPolishChunk) {
+      auto f = F::cross_entropy(detail::masked(net->forward(d.xs.slice(0, b0, b0 + kPolishChunk)), d.mask),
+                                d.ys.slice(0, b0, b0 + kPolishChunk), F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+               double(d.n);
+      auto g = torch::autograd::grad({f}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+      torch::Tensor dot = torch::zeros({}, v.options());
+      for (size_t k = 0; k < g.size(); ++k) dot = dot + (g[k] * vs[k]).sum();
+      acc += flat_of(torch::autograd::grad({dot}, params));
+    }
+    if (d.rank == 0) acc += (2.0 * penalty / double(d.n)) * v;
+  });
+  int size = 1;
+  MPI_Comm_size(group, &size);
+  if (size > 1) {
+    auto host = acc.to(torch::kCPU).contiguous();
+    MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), MPI_DOUBLE, MPI_SUM, group);
+    acc = host.to(v.device());
+  }
+  return acc;
+}
+
+// The polish as a trust-region Newton–CG (Steihaug–Toint): each step solves H p = −g by
+// conjugate gradients on exact Hessian products, truncated at the trust radius, at negative
+// curvature or at the forcing tolerance min(½, √‖g‖)·‖g‖, and is accepted by the actual
+// against the predicted decrease of f. Near the optimum it converges quadratically, where
+// L-BFGS needs hundreds of full-batch gradients. Every quantity is identical on every rank
+// (all-reduced gradients and products), so the ranks take the same steps. Returns the data
+// passes used (gradients and products), at most max_passes.
+int64_t polish_newton_cg(MPI_Comm group, Net& net, const Data& d, double penalty, double grad_tol, int64_t max_passes) {
+  auto params = net->parameters();
+  int64_t passes = 0;
+  double f = map_objective(group, net, d, penalty);
+  ++passes;
+  std::vector<torch::Tensor> gs;
+  for (const auto& p : params) gs.push_back(p.grad());
+  torch::Tensor g = flat_of(gs), w = flat_of(params);
+  double radius = std::max(1.0, 0.1 * w.norm().item<double>());
+  constexpr int kMaxCg = 30;
+  while (passes < max_passes) {
+    const double gn = g.norm().item<double>();
+    if (!(gn > grad_tol)) break;
+    // Steihaug CG on H z = −g within ‖z‖ ≤ radius.
+    torch::Tensor z = torch::zeros_like(g), Hz = torch::zeros_like(g), r = g.clone(), p = -g;
+    const double tol = std::min(0.5, std::sqrt(gn)) * gn;
+    double rr = r.dot(r).item<double>();
+    for (int j = 0; j < kMaxCg && passes < max_passes; ++j) {
+      const torch::Tensor Hp = map_hessian_product(group, net, d, penalty, p);
+      ++passes;
+      const double pHp = p.dot(Hp).item<double>();
+      auto to_boundary = [&] {
+        const double a = p.dot(p).item<double>(), b = 2.0 * z.dot(p).item<double>(),
+                     c = z.dot(z).item<double>() - radius * radius;
+        const double tau = (-b + std::sqrt(std::max(b * b - 4.0 * a * c, 0.0))) / (2.0 * a);
+        z = z + tau * p;
+        Hz = Hz + tau * Hp;
+      };
+      if (pHp <= 0) {  // negative curvature: follow it to the boundary
+        to_boundary();
+        break;
+      }
+      const double alpha = rr / pHp;
+      if ((z + alpha * p).norm().item<double>() >= radius) {
+        to_boundary();
+        break;
+      }
+      z = z + alpha * p;
+      Hz = Hz + alpha * Hp;
+      r = r + alpha * Hp;
+      const double rr_next = r.dot(r).item<double>();
+      if (std::sqrt(rr_next) < tol) break;
+      p = -r + (rr_next / rr) * p;
+      rr = rr_next;
+    }
+    const double predicted = g.dot(z).item<double>() + 0.5 * z.dot(Hz).item<double>();  // < 0
+    set_params(params, w + z);
+    const double f_new = map_objective(group, net, d, penalty);
+    ++passes;
+    gs.clear();
+    for (const auto& q : params) gs.push_back(q.grad());
+    const torch::Tensor g_new = flat_of(gs);
+    const double rho = predicted < 0 ? (f_new - f) / predicted : 0.0;
+    const double step = z.norm().item<double>();
+    if (!std::isfinite(f_new) || rho < 0.25) radius = 0.25 * step;
+    else if (rho > 0.75 && step >= 0.99 * radius) radius = std::min(2.0 * radius, 1e6);
+    // Accept a real decrease; below rounding (f changes by ~1e-16·f) a smaller gradient counts.
+    const bool rounding = std::fabs(predicted) < 1e-13 * std::max(1.0, std::fabs(f));
+    if (std::isfinite(f_new) && (rho > 1e-4 || (rounding && g_new.norm().item<double>() < gn))) {
+      w = w + z;
+      f = f_new;
+      g = g_new;
+    } else {
+      set_params(params, w);
+      if (radius < 1e-14) break;
+    }
+  }
+  set_params(params, w);
+  return passes;
+}
+
 torch::Dtype train_dtype(const JobConfig& job) { return job.train.dtype == DType::float64 ? torch::kDouble : torch::kFloat; }
 
 double weight_decay_for(const JobConfig& job, int64_t n) {
@@ -365,7 +493,10 @@ TrainOutcome train_map(MPI_Comm group, const ModelShape& shape, const Task& task
   d.to(torch::kDouble);
   const double penalty = formulas::prior_coefficient(cc.beta, cc.lambda2);
   auto params = net->parameters();
-  if (!sr.diverged && tc.polish_iters > 0) {
+  if (!sr.diverged && tc.polish_iters > 0 && tc.polish == Polish::newton_cg) {
+    out.polish_iters = polish_newton_cg(group, net, d, penalty, tc.grad_tol, tc.polish_iters);
+    broadcast_state(group, net);
+  } else if (!sr.diverged && tc.polish_iters > 0) {
     constexpr int64_t kInner = 25;
     torch::optim::LBFGS lbfgs(params, torch::optim::LBFGSOptions(1.0)
                                           .max_iter(kInner)

@@ -169,6 +169,49 @@ TEST(Train, ConvexLinearOnSklearnDigitsReachesItsUniqueOptimum) {
                 2e-7 / mu, a.test_accuracy);
 }
 
+// The two polishes reach the same MAP point: the unique optimum of the convex model (both
+// within 2·grad_tol/μ of it), and grad_tol on the non-convex MLP from the same SGD end point.
+TEST(Train, NewtonCgAndLbfgsPolishesReachTheSameOptimum) {
+  JobConfig job = train_job(Arch::linear);
+  job.path = "digits";
+  job.train.dtype = DType::float64;
+  job.train.polish_iters = 4000;
+  job.train.grad_tol = 1e-7;
+  job.complexity.lambda2 = 0.05;
+  TaskSet ts = taskreach::testing::one_task_of(job, taskreach::testing::sklearn_digits_source(0.2));
+  const Task& task = ts.tasks[0];
+  ModelShape shape = model_shape(job, ts);
+  job.train.polish = Polish::newton_cg;
+  auto n = train_map(MPI_COMM_WORLD, shape, task, job, 1);
+  job.train.polish = Polish::lbfgs;
+  auto l = train_map(MPI_COMM_WORLD, shape, task, job, 1);
+  EXPECT_EQ(n.status, "ok") << n.grad_norm;
+  EXPECT_EQ(l.status, "ok") << l.grad_norm;
+  const double mu = job.complexity.beta / (job.complexity.lambda2 * double(task.size()));
+  EXPECT_LE(max_abs_diff(n.weights, l.weights), 2.0 * 1e-7 / mu);
+  EXPECT_NEAR(n.loss, l.loss, 1e-6 * l.loss);
+
+  JobConfig mj = train_job(Arch::mlp);
+  mj.train.dtype = DType::float64;
+  mj.train.polish_iters = 3000;
+  mj.train.grad_tol = 1e-6;
+  const auto& t200 = tasks200();
+  ModelShape ms = model_shape(mj, t200);
+  mj.train.polish = Polish::newton_cg;
+  auto mn = train_map(MPI_COMM_WORLD, ms, t200.tasks[1], mj, 4);
+  mj.train.polish = Polish::lbfgs;
+  auto ml = train_map(MPI_COMM_WORLD, ms, t200.tasks[1], mj, 4);
+  EXPECT_EQ(mn.status, "ok") << mn.grad_norm;
+  EXPECT_EQ(ml.status, "ok") << ml.grad_norm;
+  EXPECT_LE(mn.grad_norm, 1e-6);
+  if (rank_of(MPI_COMM_WORLD) == 0)
+    std::printf("polish to grad_tol: digits (linear) newton_cg %lld passes %.2f s, lbfgs %lld iterations %.2f s; "
+                "mlp newton_cg %lld passes %.2f s, lbfgs %lld iterations %.2f s; mlp losses %.6f / %.6f\n",
+                static_cast<long long>(n.polish_iters), n.polish_seconds, static_cast<long long>(l.polish_iters),
+                l.polish_seconds, static_cast<long long>(mn.polish_iters), mn.polish_seconds,
+                static_cast<long long>(ml.polish_iters), ml.polish_seconds, mn.loss, ml.loss);
+}
+
 TEST(Train, MlpFollowsTheSameFloat64TrajectoryOnOneAndAllRanks) {
   JobConfig job = train_job(Arch::mlp);
   job.train.dtype = DType::float64;
