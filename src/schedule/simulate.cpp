@@ -67,3 +67,60 @@ SimulationResult simulate_schedule(const RunOutput& measured, int ranks, int ran
 }
 
 }  // namespace taskreach
+
+namespace taskreach {
+
+double predicted_measure_cost(int64_t n, int64_t sgd_steps, int64_t batch, int64_t curvature_products,
+                              int64_t curvature_samples) {
+  const int64_t m = curvature_samples > 0 ? std::min(curvature_samples, n) : n;
+  return double(sgd_steps) * double(batch) + 2.0 * double(curvature_products) * double(m) + double(n);
+}
+
+double predicted_finetune_cost(int64_t max_steps, int64_t batch, bool from_scratch) {
+  return double(max_steps) * double(batch) * (from_scratch ? 1.0 : 0.5);
+}
+
+std::vector<int> assign_shards(const std::vector<double>& cost, const std::vector<std::vector<size_t>>& deps,
+                               int shards) {
+  if (shards < 1) throw std::invalid_argument("assign_shards: shards must be >= 1");
+  const size_t n = cost.size();
+  std::vector<int> shard(n, -1);
+  std::vector<double> load(size_t(shards), 0.0);
+  double total = 0;
+  for (double c : cost) total += c;
+  const double target = total / shards;
+  std::vector<char> needed(n, 0);
+  for (const auto& d : deps)
+    for (size_t k : d) needed.at(k) = 1;
+  // The jobs others depend on, in list order, fill shard 0, then 1, ... up to the target load.
+  int s = 0;
+  for (size_t k = 0; k < n; ++k) {
+    if (!needed[k]) continue;
+    for (size_t d : deps[k])
+      if (shard[d] < 0) throw std::invalid_argument("assign_shards: a dependency must come before its dependents");
+    if (load[size_t(s)] >= target && s + 1 < shards) ++s;
+    shard[k] = s;
+    load[size_t(s)] += cost[k];
+  }
+  // The rest largest first (ties in list order) to the least loaded shard at or after its
+  // dependencies' shards.
+  std::vector<size_t> rest;
+  for (size_t k = 0; k < n; ++k)
+    if (!needed[k]) rest.push_back(k);
+  std::stable_sort(rest.begin(), rest.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  for (size_t k : rest) {
+    int lo = 0;
+    for (size_t d : deps[k]) {
+      if (shard[d] < 0) throw std::invalid_argument("assign_shards: a dependency must come before its dependents");
+      lo = std::max(lo, shard[d]);
+    }
+    int best = lo;
+    for (int t = lo + 1; t < shards; ++t)
+      if (load[size_t(t)] < load[size_t(best)]) best = t;
+    shard[k] = best;
+    load[size_t(best)] += cost[k];
+  }
+  return shard;
+}
+
+}  // namespace taskreach
