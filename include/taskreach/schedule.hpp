@@ -153,4 +153,18 @@ struct SimulationResult {
 SimulationResult simulate_schedule(const RunOutput& measured, int ranks, int ranks_per_task, int64_t tasks,
                                    uint64_t seed = 1);
 
+// The same run as `shards` shards (assign_shards over the drawn costs, the fine-tunes after
+// their source and θ), each on ⌊groups/shards⌋ groups (at least one), all started at once:
+// the longest shard is the wall time; a shard holds its groups only while it has work, so
+// the group-seconds held drop from groups × makespan of the one wide job to the shards' sum.
+struct ShardSimulation {
+  SimulationResult whole;              // the one wide job
+  std::vector<double> shard_makespan;  // each shard on its groups, phase after phase
+  double longest = 0, held = 0;        // max shard makespan; Σ shard groups × makespan (group-s)
+  double whole_held = 0;               // groups × makespan of the wide job (group-s)
+  int groups_per_shard = 1;
+};
+ShardSimulation simulate_shards(const RunOutput& measured, int ranks, int ranks_per_task, int64_t tasks, int shards,
+                                uint64_t seed = 1);
+
 }  // namespace taskreach

@@ -393,6 +393,9 @@ int main(int argc, char** argv) {
   simulate->add_option("--ranks-per-task", sim_rpt, "ranks per task group")->check(CLI::PositiveNumber);
   simulate->add_option("--costs", result_path, "a result file whose job costs to replay")->required();
   simulate->add_option("--tasks", sim_tasks, "number of tasks N (default: as measured)")->check(CLI::NonNegativeNumber);
+  int sim_shards = 0;
+  simulate->add_option("--shards", sim_shards, "also predict K shards (run --shard i/K), each on groups/K groups")
+      ->check(CLI::PositiveNumber);
   app.footer("PETSc/SLEPc options (e.g. -curv_eps_type arnoldi -curv_eps_tol 1e-8) are passed through.");
 
   int rc = 0;
@@ -436,6 +439,14 @@ int main(int argc, char** argv) {
                     static_cast<long long>(r.jobs),
                     static_cast<long long>(sim_tasks > 0 ? sim_tasks : int64_t(measured.task_names.size())), sim_ranks,
                     r.groups, std::min(sim_rpt, sim_ranks), r.makespan, r.work, r.efficiency);
+        if (sim_shards > 0) {
+          const auto sh = simulate_shards(measured, sim_ranks, sim_rpt, sim_tasks, sim_shards);
+          std::printf("as %d shards of %d group(s) each, all started at once: longest shard %.1f s (one job: %.1f s); "
+                      "groups held %.1f group-s (one job: %.1f group-s, %.1f%% of it idle), saving %.1f%%\n",
+                      sim_shards, sh.groups_per_shard, sh.longest, sh.whole.makespan, sh.held, sh.whole_held,
+                      100.0 * (1.0 - sh.whole.work / double(std::min(sim_rpt, sim_ranks)) / sh.whole_held),
+                      100.0 * (1.0 - sh.held / sh.whole_held));
+        }
       }
     } catch (const InputError& e) {
       // Raised alike on every rank (the job and the data are the same everywhere): said once.

@@ -70,6 +70,81 @@ SimulationResult simulate_schedule(const RunOutput& measured, int ranks, int ran
 
 namespace taskreach {
 
+ShardSimulation simulate_shards(const RunOutput& measured, int ranks, int ranks_per_task, int64_t tasks, int shards,
+                                uint64_t seed) {
+  if (shards < 1) throw std::invalid_argument("simulate: shards must be >= 1");
+  ShardSimulation out;
+  out.whole = simulate_schedule(measured, ranks, ranks_per_task, tasks, seed);
+  const int g = std::min(ranks_per_task, ranks);
+  out.whole_held = double(out.whole.groups) * out.whole.makespan;
+  out.groups_per_shard = std::max(1, out.whole.groups / shards);
+  // The job list of the run with the same draws as simulate_schedule: measurements (singles
+  // first), scratch runs, fine-tunes (i <- j needs single j and scratch i).
+  const int64_t N = tasks > 0 ? tasks : int64_t(measured.task_names.size());
+  const int64_t g0 = measured.attrs_i64.count("ranks_per_task") ? measured.attrs_i64.at("ranks_per_task") : 1;
+  const int64_t S = measured.attrs_i64.count("seeds") ? measured.attrs_i64.at("seeds") : 1;
+  std::map<std::string, std::vector<double>> cost;
+  for (const auto& j : measured.jobs) cost[j.name.substr(0, j.name.find(':'))].push_back(j.seconds * double(g0));
+  if (cost["union"].empty()) cost["union"] = cost["single"];
+  uint64_t counter = 0;
+  auto draw = [&](const std::string& kind) {
+    const auto& pool = cost[kind];
+    return pool[util::below_at(seed, counter++, pool.size())];
+  };
+  std::vector<double> c;
+  std::vector<int> phase;
+  std::vector<std::vector<size_t>> deps;
+  auto add = [&](double x, int ph, std::vector<size_t> d) {
+    c.push_back(x);
+    phase.push_back(ph);
+    deps.push_back(std::move(d));
+  };
+  for (int64_t k = 0; k < N * S; ++k) add(draw("single"), 0, {});
+  for (int64_t k = 0; k < N * (N - 1) / 2 * S; ++k) add(draw("union"), 0, {});
+  const bool ft = !cost["scratch"].empty() && !cost["finetune"].empty();
+  const size_t scratch0 = c.size();
+  if (ft) {
+    for (int64_t i = 0; i < N; ++i) add(draw("scratch"), 1, {});
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        if (i != j) add(draw("finetune"), 2, {size_t(j), scratch0 + size_t(i)});
+  }
+  const std::vector<int> shard = assign_shards(c, deps, shards);
+  // Each shard on its groups, phase after phase, largest first (as the run hands out). The
+  // fine-tunes of a shard start when all their sources and θ's are done (the shard waits for
+  // those of other shards before its fine-tune phase, as the run does).
+  out.shard_makespan.assign(size_t(shards), 0.0);
+  std::vector<double> finish(c.size(), 0.0);
+  for (int ph = 0; ph < 3; ++ph)
+    for (int s = 0; s < shards; ++s) {
+      std::vector<size_t> jobs;
+      double start = out.shard_makespan[size_t(s)];
+      for (size_t k = 0; k < c.size(); ++k)
+        if (shard[k] == s && phase[k] == ph) {
+          jobs.push_back(k);
+          for (size_t d : deps[k]) start = std::max(start, finish[d]);
+        }
+      if (jobs.empty()) continue;
+      std::stable_sort(jobs.begin(), jobs.end(), [&](size_t a, size_t b) { return c[a] > c[b]; });
+      std::priority_queue<double, std::vector<double>, std::greater<>> free_at;
+      for (int k = 0; k < out.groups_per_shard; ++k) free_at.push(start);
+      double end = start;
+      for (size_t k : jobs) {
+        finish[k] = free_at.top() + c[k] / double(g);
+        free_at.pop();
+        free_at.push(finish[k]);
+        end = std::max(end, finish[k]);
+      }
+      out.shard_makespan[size_t(s)] = end;
+    }
+  // A shard holds its groups from the start until its last job (waits included).
+  for (int s = 0; s < shards; ++s) {
+    out.longest = std::max(out.longest, out.shard_makespan[size_t(s)]);
+    out.held += double(out.groups_per_shard) * out.shard_makespan[size_t(s)];
+  }
+  return out;
+}
+
 double predicted_measure_cost(int64_t n, int64_t sgd_steps, int64_t batch, int64_t curvature_products,
                               int64_t curvature_samples) {
   const int64_t m = curvature_samples > 0 ? std::min(curvature_samples, n) : n;

@@ -126,3 +126,25 @@ TEST(Shards, RejectsADependencyAfterItsDependent) {
   EXPECT_THROW(assign_shards({1, 1, 1}, {{1}, {2}, {}}, 2), std::invalid_argument);
   EXPECT_THROW(assign_shards({1}, {{}}, 0), std::invalid_argument);
 }
+
+TEST(Simulate, OneShardIsTheWholeRun) {
+  const auto sh = simulate_shards(equal_costs(4, 2.0), 1, 1, 4, 1);
+  EXPECT_DOUBLE_EQ(sh.whole.makespan, 52.0);
+  EXPECT_DOUBLE_EQ(sh.longest, 52.0);
+  EXPECT_DOUBLE_EQ(sh.held, 52.0);
+  EXPECT_DOUBLE_EQ(sh.whole_held, 52.0);
+}
+
+TEST(Simulate, ShardsHoldNoLessThanTheWorkAndNoMoreThanItTakesInSequence) {
+  for (int K : {2, 4}) {
+    const auto sh = simulate_shards(equal_costs(8, 1.0), 8, 1, 8, K);
+    const double work = sh.whole.work;  // 8 + 28 + 8 + 56 jobs of 1 s
+    EXPECT_DOUBLE_EQ(work, 100.0);
+    EXPECT_EQ(sh.groups_per_shard, 8 / K);
+    ASSERT_EQ(sh.shard_makespan.size(), size_t(K));
+    EXPECT_GE(sh.held, work - 1e-9) << K;  // a group cannot do more than one job at a time
+    EXPECT_GE(sh.longest, work / 8 - 1e-9) << K;
+    EXPECT_LE(sh.longest, work) << K;
+    EXPECT_DOUBLE_EQ(sh.whole_held, 8 * sh.whole.makespan);
+  }
+}
