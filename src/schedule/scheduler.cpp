@@ -237,7 +237,7 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     server = std::thread([&] { serve(phase, todo, int64_t(n), reused_here); });
   const bool root = group_rank_ == 0;
   std::vector<int> mine;
-  int64_t dropped_here = 0;
+  int64_t dropped_here = 0, late_here = 0;
   double last[3] = {double(color_), -1.0, 0.0};
   for (size_t cursor = 0;;) {
     int k = -1;
@@ -261,10 +261,24 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     mpi_ok(MPI_Bcast(&k, 1, MPI_INT, 0, group_), "MPI_Bcast");
     if (k < 0) break;
     const double t0 = now_s();
-    results[size_t(k)] = work(size_t(k));
+    // Stored meanwhile by another run sharing the store (an overlapping shard, a second job
+    // file): reused, not computed again.
+    int stored = 0;
+    if (root && resume_) {
+      StoredInfo info;
+      std::vector<double> theirs = store_.read(phase.key[size_t(k)], &info);
+      if (!theirs.empty() && (!reusable || reusable(size_t(k), info))) {
+        results[size_t(k)] = std::move(theirs);
+        stored = 1;
+      }
+    }
+    mpi_ok(MPI_Bcast(&stored, 1, MPI_INT, 0, group_), "MPI_Bcast");
+    if (!stored) results[size_t(k)] = work(size_t(k));
     last[1] = k;
     last[2] = now_s() - t0;
-    if (root) {
+    if (root && stored) {
+      ++late_here;
+    } else if (root) {
       const StoredInfo info{phase.label[size_t(k)], phase.status ? phase.status(results[size_t(k)]) : "ok", last[2],
                             writer_};
       if (!store_.write(phase.key[size_t(k)], results[size_t(k)], info)) {
@@ -274,10 +288,11 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
         if (!theirs.empty()) results[size_t(k)] = std::move(theirs);
         ++dropped_here;
         if (phase.dropped) phase.dropped(size_t(k));
-        if (progress_ || rank_ != 0)
-          std::cerr << "taskreach: note: " << phase.label[size_t(k)]
-                    << ": another run stored this job first; its result is kept, this one dropped" << std::endl;
+        std::cerr << "taskreach: note: " << phase.label[size_t(k)]
+                  << ": another run stored this job first; its result is kept, this one dropped" << std::endl;
       }
+    }
+    if (root) {
       mine.push_back(k);
       if (hand_out_ != HandOut::thread) {
         if (rank_ == 0) {
@@ -303,7 +318,11 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     if (rank_ == 0) drain(true, reused_here + computed_all);
     mpi_ok(MPI_Waitall(int(sends.size()), sends.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   }
-  computed_ += computed_all;
+  mpi_ok(MPI_Allreduce(MPI_IN_PLACE, &late_here, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce");
+  computed_ += computed_all - late_here;
+  reused_ += late_here;
+  if (late_here && progress_ && rank_ == 0)
+    *progress_ << phase.name << ": " << late_here << " jobs stored meanwhile by another run, reused" << std::endl;
   mpi_ok(MPI_Allreduce(MPI_IN_PLACE, &dropped_here, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce");
   // Every group's first rank counted its own; the sum counts each dropped item once.
   dropped_ += dropped_here;
