@@ -109,6 +109,8 @@ class ResultStore {
   // True when this record is now the stored one; false when another writer's record of the
   // same key was there first (it is kept, this one is dropped).
   bool write(uint64_t key, const std::vector<double>& data, const StoredInfo& info = {}) const;
+  // Removes the record of `key` (a stale one: its checkpoint is gone).
+  void remove(uint64_t key) const;
   // Creates the directory and removes temporaries of writers killed mid-write (older than an
   // hour, so that a concurrent writer's temporary is never touched).
   void prepare() const;

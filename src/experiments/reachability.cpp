@@ -90,7 +90,7 @@ std::vector<StoredJob> stored_jobs(const JobConfig& job, const TaskSet& tasks, c
       sj.kind = StoredJob::measure;
       sj.label = pj.name + " seed " + std::to_string(s);
       sj.key = measure_key(job, shape, content[size_t(j)], s);
-      sj.cost = predicted_measure_cost(n, steps, tc.batch_size, products, cc.samples);
+      sj.cost = predicted_measure_cost(n, steps, tc.batch_size, tc.polish_iters, products, cc.samples);
       sj.a = j;
       sj.b = s;
       list.push_back(std::move(sj));
@@ -134,12 +134,11 @@ std::string checkpoint_path(const std::string& workdir, uint64_t key, uint64_t w
   return workdir + "/ckpt/" + util::hex16(key) + "." + util::hex16(writer) + ".pt";
 }
 
-const char* const kMeasureStatus[] = {"ok", "diverged", "not_converged", "eps_not_converged"};
-
-std::string status_of(const StoredJob& sj, const std::vector<double>& v) {
+// The status a stored result is listed with (`taskreach store ls`).
+std::string stored_status(StoredJob::Kind kind, const std::vector<double>& v) {
   if (v.empty()) return "missing";
-  if (sj.kind == StoredJob::measure) return kMeasureStatus[std::min<size_t>(3, size_t(v[0]))];
-  const bool diverged = sj.kind == StoredJob::scratch ? v[4] > 0 : v[3] > 0;
+  if (kind == StoredJob::measure) return Measurement::unpack(v).status;
+  const bool diverged = kind == StoredJob::scratch ? v[4] > 0 : v[3] > 0;
   return diverged ? "diverged" : (v[0] < 0 ? "not_reached" : "ok");
 }
 
@@ -226,11 +225,7 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
         p.key.push_back(list[k].key);
         p.label.push_back(list[k].label);
       }
-      p.status = [&, kind](const std::vector<double>& v) {
-        StoredJob sj;
-        sj.kind = kind;
-        return status_of(sj, v);
-      };
+      p.status = [kind](const std::vector<double>& v) { return stored_status(kind, v); };
       if (kind == StoredJob::measure)
         p.dropped = [&](size_t k) {  // the kept record names another run's checkpoint
           const std::string mine_ckpt = checkpoint_path(workdir, list[idx[k]].key, sched.writer());

@@ -119,6 +119,10 @@ bool ResultStore::write(uint64_t key, const std::vector<double>& data, const Sto
   return write_file_once(path_of(key), bytes, "write a job result");
 }
 
+void ResultStore::remove(uint64_t key) const {
+  if (enabled()) std::remove(path_of(key).c_str());
+}
+
 std::vector<ResultStore::Entry> ResultStore::list() const {
   std::vector<Entry> out;
   if (!enabled()) return out;

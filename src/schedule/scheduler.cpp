@@ -175,7 +175,11 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     for (size_t k = 0; k < n; ++k) {
       StoredInfo info;
       results[k] = store_.read(phase.key[k], &info);
-      if (!results[k].empty() && reusable && !reusable(k, info)) results[k].clear();
+      if (!results[k].empty() && reusable && !reusable(k, info)) {
+        // Stale (e.g. its checkpoint was deleted): removed, so that the recomputed one is kept.
+        results[k].clear();
+        store_.remove(phase.key[k]);
+      }
       if (!results[k].empty()) {
         owner[k] = 0;
         ++reused_here;
@@ -270,6 +274,8 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
       if (!theirs.empty() && (!reusable || reusable(size_t(k), info))) {
         results[size_t(k)] = std::move(theirs);
         stored = 1;
+      } else if (!theirs.empty()) {
+        store_.remove(phase.key[size_t(k)]);
       }
     }
     mpi_ok(MPI_Bcast(&stored, 1, MPI_INT, 0, group_), "MPI_Bcast");

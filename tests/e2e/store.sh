@@ -13,6 +13,8 @@
 #               no output file, an earlier result at the output path untouched
 #   concurrent  two runs computing the same jobs into one store at the same time: the store
 #               stays valid and the merge equals the shards' merge
+#   gc          the store of `grow` cleaned with --keep JOB: exactly JOB's jobs and checkpoints
+#               stay, `store ls` lists them, and JOB then computes nothing
 # DIR holds tiny_np2.h5 (+ .work) of an uninterrupted 2-rank run of JOB (fixture tiny_results).
 set -euo pipefail
 case_=$1 exe=$2 job=$3 dir=$4
@@ -165,6 +167,27 @@ concurrent)
   compare "$reference" "$dir/tiny_concurrent_2.h5"
   dropped=$(grep -c "another run stored this job first" "$log" || true)
   echo "two concurrent runs into one store: $total whole results ($dropped duplicates dropped), merge unchanged"
+  ;;
+gc)
+  grown_store=$dir/store_grow store=$dir/store_gc
+  [ -d "$grown_store" ] || fail "no store of e2e_store_grow in $dir"
+  rm -rf "$store"
+  cp -r "$grown_store" "$store"
+  before=$(records "$store")
+  [ "$before" -gt "$total" ] || fail "the grown store holds only $before jobs"
+  "$exe" store gc "$store" --keep "$job" >> "$log" 2>&1 || fail "store gc failed"
+  [ "$(records "$store")" -eq "$total" ] || fail "after gc the store holds $(records "$store") jobs, JOB uses $total"
+  [ "$(find "$store/ckpt" -type f -name '*.pt' | wc -l)" -eq "$(plan_trainings "$job")" ] ||
+    fail "after gc $(find "$store/ckpt" -type f -name '*.pt' | wc -l) checkpoints, JOB has $(plan_trainings "$job") trainings"
+  grep -q "removed $((before - total)) jobs" "$log" || fail "gc does not say it removed $((before - total)) jobs"
+  "$exe" store ls "$store" > "$log.ls" 2>&1 || fail "store ls failed"
+  cat "$log.ls" >> "$log"
+  grep -q "^$total jobs (0 damaged)" "$log.ls" || fail "store ls does not count $total whole jobs"
+  [ "$(grep -Ec '^(single|union):.* ok ' "$log.ls")" -eq "$(plan_trainings "$job")" ] || fail "store ls does not list every training"
+  run2 run "$job" --output "$dir/tiny_gc.h5" --store "$store" >> "$log" 2>&1 || fail "the run after gc failed"
+  [ "$(attr "$dir/tiny_gc.h5" jobs_computed)" -eq 0 ] || fail "gc removed something the job uses"
+  compare "$reference" "$dir/tiny_gc.h5"
+  echo "store gc: removed $((before - total)) jobs no kept job file uses; the job then computes 0"
   ;;
 *) fail "unknown case" ;;
 esac
