@@ -165,6 +165,9 @@ struct ShardSimulation {
   double longest = 0, held = 0;        // max shard makespan; Σ shard groups × makespan (group-s)
   double whole_held = 0;               // groups × makespan of the wide job (group-s)
   int groups_per_shard = 1;
+  // The shards one after another, each on all the groups: each job a K-th as long.
+  std::vector<double> wide_shard_makespan;
+  double wide_total = 0;
 };
 ShardSimulation simulate_shards(const RunOutput& measured, int ranks, int ranks_per_task, int64_t tasks, int shards,
                                 uint64_t seed = 1);

@@ -446,6 +446,12 @@ int main(int argc, char** argv) {
                       sim_shards, sh.groups_per_shard, sh.longest, sh.whole.makespan, sh.held, sh.whole_held,
                       100.0 * (1.0 - sh.whole.work / double(std::min(sim_rpt, sim_ranks)) / sh.whole_held),
                       100.0 * (1.0 - sh.held / sh.whole_held));
+          double longest = 0;
+          for (double m : sh.wide_shard_makespan) longest = std::max(longest, m);
+          std::printf("as %d shards one after another, each on all %d group(s): the longest %.1f s, in all %.1f s "
+                      "(one job: %.1f s, overhead %.2f%%)\n",
+                      sim_shards, sh.whole.groups, longest, sh.wide_total, sh.whole.makespan,
+                      100.0 * (sh.wide_total / sh.whole.makespan - 1.0));
         }
       }
     } catch (const InputError& e) {

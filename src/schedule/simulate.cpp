@@ -110,38 +110,49 @@ ShardSimulation simulate_shards(const RunOutput& measured, int ranks, int ranks_
         if (i != j) add(draw("finetune"), 2, {size_t(j), scratch0 + size_t(i)});
   }
   const std::vector<int> shard = assign_shards(c, deps, shards);
-  // Each shard on its groups, phase after phase, largest first (as the run hands out). The
-  // fine-tunes of a shard start when all their sources and θ's are done (the shard waits for
-  // those of other shards before its fine-tune phase, as the run does).
-  out.shard_makespan.assign(size_t(shards), 0.0);
+  // One shard's phases on `groups` groups from `t0` (largest first, as the run hands out); the
+  // fine-tunes start when all their sources and θ's are done (a shard waits for those of
+  // other shards before its fine-tune phase, as the run does). Returns the shard's end.
   std::vector<double> finish(c.size(), 0.0);
-  for (int ph = 0; ph < 3; ++ph)
-    for (int s = 0; s < shards; ++s) {
-      std::vector<size_t> jobs;
-      double start = out.shard_makespan[size_t(s)];
-      for (size_t k = 0; k < c.size(); ++k)
-        if (shard[k] == s && phase[k] == ph) {
-          jobs.push_back(k);
-          for (size_t d : deps[k]) start = std::max(start, finish[d]);
-        }
-      if (jobs.empty()) continue;
-      std::stable_sort(jobs.begin(), jobs.end(), [&](size_t a, size_t b) { return c[a] > c[b]; });
-      std::priority_queue<double, std::vector<double>, std::greater<>> free_at;
-      for (int k = 0; k < out.groups_per_shard; ++k) free_at.push(start);
-      double end = start;
-      for (size_t k : jobs) {
-        finish[k] = free_at.top() + c[k] / double(g);
-        free_at.pop();
-        free_at.push(finish[k]);
-        end = std::max(end, finish[k]);
+  auto run_phase = [&](int s, int ph, int groups, double t0) {
+    std::vector<size_t> jobs;
+    double start = t0;
+    for (size_t k = 0; k < c.size(); ++k)
+      if (shard[k] == s && phase[k] == ph) {
+        jobs.push_back(k);
+        for (size_t d : deps[k]) start = std::max(start, finish[d]);
       }
-      out.shard_makespan[size_t(s)] = end;
+    if (jobs.empty()) return t0;
+    std::stable_sort(jobs.begin(), jobs.end(), [&](size_t a, size_t b) { return c[a] > c[b]; });
+    std::priority_queue<double, std::vector<double>, std::greater<>> free_at;
+    for (int k = 0; k < groups; ++k) free_at.push(start);
+    double end = start;
+    for (size_t k : jobs) {
+      finish[k] = free_at.top() + c[k] / double(g);
+      free_at.pop();
+      free_at.push(finish[k]);
+      end = std::max(end, finish[k]);
     }
+    return end;
+  };
+  // All shards at once, each on groups/K groups.
+  out.shard_makespan.assign(size_t(shards), 0.0);
+  for (int ph = 0; ph < 3; ++ph)
+    for (int s = 0; s < shards; ++s)
+      out.shard_makespan[size_t(s)] = run_phase(s, ph, out.groups_per_shard, out.shard_makespan[size_t(s)]);
   // A shard holds its groups from the start until its last job (waits included).
   for (int s = 0; s < shards; ++s) {
     out.longest = std::max(out.longest, out.shard_makespan[size_t(s)]);
     out.held += double(out.groups_per_shard) * out.shard_makespan[size_t(s)];
   }
+  // One after another, each on all the groups (shorter jobs for the queue: each a K-th).
+  double t = 0;
+  for (int s = 0; s < shards; ++s) {
+    const double t0 = t;
+    for (int ph = 0; ph < 3; ++ph) t = run_phase(s, ph, out.whole.groups, t);
+    out.wide_shard_makespan.push_back(t - t0);
+  }
+  out.wide_total = t;
   return out;
 }
 

@@ -148,3 +148,15 @@ TEST(Simulate, ShardsHoldNoLessThanTheWorkAndNoMoreThanItTakesInSequence) {
     EXPECT_DOUBLE_EQ(sh.whole_held, 8 * sh.whole.makespan);
   }
 }
+
+TEST(Simulate, ShardsOneAfterAnotherDoTheWholeWork) {
+  // One group: shards in sequence do exactly the one job's work, whatever K.
+  for (int K : {1, 3}) {
+    const auto sh = simulate_shards(equal_costs(4, 2.0), 1, 1, 4, K);
+    ASSERT_EQ(sh.wide_shard_makespan.size(), size_t(K));
+    EXPECT_DOUBLE_EQ(sh.wide_total, 52.0) << K;
+  }
+  // More groups: never faster than the one job's lower bound, work / groups.
+  const auto sh = simulate_shards(equal_costs(8, 1.0), 8, 1, 8, 4);
+  EXPECT_GE(sh.wide_total, sh.whole.work / 8 - 1e-9);
+}
