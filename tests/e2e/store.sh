@@ -146,9 +146,12 @@ missing)
 concurrent)
   store=$dir/store_concurrent out=$dir/tiny_concurrent.h5
   rm -rf "$store" "$out" "$dir"/tiny_concurrent_[12].h5
-  run2 run "$job" --output "$dir/tiny_concurrent_1.h5" --store "$store" > "$log.1" 2>&1 &
+  # Each launcher its own session directory: two Open MPI launchers starting in the same
+  # instant can race for one ("orte_session_dir failed: File exists").
+  mkdir -p "$dir/concurrent_tmp1" "$dir/concurrent_tmp2"
+  TMPDIR=$dir/concurrent_tmp1 run2 run "$job" --output "$dir/tiny_concurrent_1.h5" --store "$store" > "$log.1" 2>&1 &
   first=$!
-  run2 run "$job" --output "$dir/tiny_concurrent_2.h5" --store "$store" > "$log.2" 2>&1 &
+  TMPDIR=$dir/concurrent_tmp2 run2 run "$job" --output "$dir/tiny_concurrent_2.h5" --store "$store" > "$log.2" 2>&1 &
   second=$!
   rc1=0 rc2=0
   wait "$first" || rc1=$?
