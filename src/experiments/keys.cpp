@@ -21,7 +21,7 @@ uint64_t hash_words(uint64_t h, const void* data, size_t bytes) {
     h = util::chain(h, w);
   }
   uint64_t tail = 0;
-  std::memcpy(&tail, p + i, bytes - i);
+  if (bytes > i) std::memcpy(&tail, p + i, bytes - i);  // never memcpy from an empty vector's null
   return util::chain(util::chain(h, tail), bytes);
 }
 

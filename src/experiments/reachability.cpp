@@ -301,7 +301,8 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
         if (any) break;
         if (!said && rank == 0 && options.progress)
           *options.progress << "shard " << options.shard + 1 << "/" << options.shards << ": waiting up to "
-                            << options.wait_seconds << " s for " << absent.size()
+                            << std::fixed << std::setprecision(0) << options.wait_seconds << std::defaultfloat
+                            << " s for " << absent.size()
                             << " jobs of other shards: " << joined(absent, 20) << std::endl;
         said = true;
         std::this_thread::sleep_for(std::chrono::seconds(2));
