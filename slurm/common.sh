@@ -22,7 +22,8 @@
 #
 # Environment: TASKREACH_EXE (default: build/release/taskreach of this checkout),
 # TASKREACH_SRUN_MPI (srun --mpi=, default pmix), TASKREACH_DATA (default
-# ~/.cache/taskreach/data), TASKREACH_NO_REQUEUE=1 (checkpoint at the signal but do not requeue).
+# ~/.cache/taskreach/data), TASKREACH_NO_REQUEUE=1 (checkpoint at the signal but do not requeue),
+# TASKREACH_RUN_ARGS (more arguments of `taskreach run`, e.g. "--shard 2/3 --store DIR").
 
 TASKREACH_HOME=${TASKREACH_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 
@@ -75,15 +76,32 @@ taskreach_run() {
   export TASKREACH_DATA=${TASKREACH_DATA:-$HOME/.cache/taskreach/data}
   local exe=${TASKREACH_EXE:-$TASKREACH_HOME/build/release/taskreach}
   taskreach_log "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-?}:" \
-    "${SLURM_NTASKS:-?} tasks x $cpt cpus: $exe run $job --output $out --resume"
+    "${SLURM_NTASKS:-?} tasks x $cpt cpus: $exe run $job --output $out --resume ${TASKREACH_RUN_ARGS:-}"
   trap _taskreach_on_usr1 USR1
+  # shellcheck disable=SC2086 # TASKREACH_RUN_ARGS is a list of words
   srun --ntasks="${SLURM_NTASKS:-1}" --cpus-per-task="$cpt" --mpi="${TASKREACH_SRUN_MPI:-pmix}" "$@" \
-    "$exe" run "$job" --output "$out" --resume &
+    "$exe" run "$job" --output "$out" --resume ${TASKREACH_RUN_ARGS:-} &
   _taskreach_pid=$!
   _taskreach_wait
   trap - USR1
   taskreach_log "the run exited with code $_taskreach_rc"
   return "$_taskreach_rc"
+}
+
+# taskreach_merge JOB.toml OUTPUT.h5 [more taskreach merge arguments ...]: assembles the result
+# from the store (after the shards) on all tasks of the allocation.
+taskreach_merge() {
+  local job=$1 out=$2
+  shift 2
+  local exe=${TASKREACH_EXE:-$TASKREACH_HOME/build/release/taskreach}
+  export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+  export TASKREACH_DATA=${TASKREACH_DATA:-$HOME/.cache/taskreach/data}
+  taskreach_log "job ${SLURM_JOB_ID:-?}: $exe merge $job --output $out $*"
+  local rc=0
+  srun --ntasks="${SLURM_NTASKS:-1}" --cpus-per-task="${SLURM_CPUS_PER_TASK:-1}" --mpi="${TASKREACH_SRUN_MPI:-pmix}" \
+    "$exe" merge "$job" --output "$out" "$@" || rc=$?
+  taskreach_log "the merge exited with code $rc"
+  return "$rc"
 }
 
 # taskreach_main JOB.toml [OUTPUT.h5] [more srun options ...]: the usage of the sbatch scripts;

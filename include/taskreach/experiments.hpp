@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,13 +29,57 @@ struct Plan {
 
 Plan make_plan(const JobConfig& job, const TaskSet& tasks);
 
+// --- Stored-result keys by effective inputs (keys.cpp). A job's key names what that job
+// alone depends on: its sample set's content (features after every transform, labels as head
+// rows, active rows, test split), the model shape, the settings that reach it, the seed and
+// the layout of the stored result; never the job file's text, the task order or the names.
+uint64_t sample_set_key(const Task& task);
+std::string model_settings(const ModelShape& shape);
+std::string measure_settings(const JobConfig& job);   // [train] but seeds, [complexity], seed
+std::string finetune_settings(const JobConfig& job);  // [finetune] but enabled, dtype, γ, seed
+// The layout of a stored fine-tune outcome (scratch run and fine-tune alike).
+constexpr const char* kFinetuneFormat = "finetune-v2";
+uint64_t measure_key(const JobConfig& job, const ModelShape& shape, uint64_t sample_set, int64_t seed);
+uint64_t scratch_key(const JobConfig& job, const ModelShape& shape, uint64_t sample_set);
+// A fine-tune's key holds its source's key (the measurement whose w* it starts from) and the
+// key of the target's scratch run (θ_i).
+uint64_t finetune_key(const JobConfig& job, const ModelShape& shape, uint64_t target_set, uint64_t source_measure,
+                      uint64_t target_scratch);
+
+// Every stored job of a reachability run, in the order the run computes them: the
+// measurements (plan job × seed, seeds outermost), the scratch runs, the fine-tunes T(i|j).
+struct StoredJob {
+  enum Kind { measure, scratch, finetune } kind = measure;
+  std::string label;          // "single:A seed 0", "union:A+B seed 1", "scratch:A", "finetune:A<-B"
+  uint64_t key = 0;
+  double cost = 0;            // predicted (predicted_cost), for the hand-out order and the shards
+  std::vector<size_t> deps;   // jobs whose results it needs (a fine-tune: its source and θ_i)
+  int64_t a = 0, b = 0;       // measure: plan job, seed; scratch: task; finetune: target i, source j
+};
+std::vector<StoredJob> stored_jobs(const JobConfig& job, const TaskSet& tasks, const Plan& plan);
+
+// A merge that found jobs missing from the store: names them, nothing is written.
+class MissingJobs : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Human-readable plan (for `validate`): tasks, sizes, jobs, groups, parameter count.
 std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size);
 
 // Runs every job over task groups split from `world` (each finished job written at once to
 // the result store in workdir) and assembles the result on every rank. Throws Interrupted.
+// With options.shards > 0 only shard options.shard's share is computed and nothing is
+// assembled (the returned output holds the counts); with options.merge nothing is computed:
+// every job is read from the store, and MissingJobs names those that are not there.
 RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
                            const RunOptions& options);
+
+// The output of a reachability run (matrices, records, analysis) from the results of every
+// stored job, in the order of stored_jobs(); the counts of the run are added by the caller.
+RunOutput assemble_stored(const JobConfig& job, const TaskSet& tasks, const Plan& plan,
+                          const std::vector<StoredJob>& list, const std::vector<std::vector<double>>& results,
+                          bool do_finetune);
 
 // Runs the experiment of `job.experiment` (not "reachability") on `world` and returns its
 // output: the groups of the experiment in RunOutput::extra, any reachability it needs in

@@ -114,12 +114,20 @@ struct RunOutput {
   std::map<std::string, std::map<std::string, std::string>> extra_attrs;
 };
 
-// The per-job result store: one file per finished job, named by its key (a hash of everything
-// the job depends on). One format for every kind of stored result — measurements, fine-tune
-// outcomes, weight snapshots: magic, key, count, `count` doubles, FNV-1a of everything before
-// it. Written through a temporary, fsync'ed and renamed, so a record is whole or absent; a
-// present but damaged one (truncated, bit rot, another key) is reported, removed and
-// recomputed.
+// The per-job result store: one file per finished job, named by its key (a hash of the
+// effective inputs of that job alone). One format for every kind of stored result —
+// measurements, fine-tune outcomes, weight snapshots: magic, key, writer, a short description
+// (label, status, seconds), count, `count` doubles, FNV-1a of everything before it. Written
+// through a temporary and fsync'ed; the first writer of a key wins (link(2)), so two runs that
+// compute one job into a shared store leave exactly one whole record. A present but damaged
+// record (truncated, bit rot, another key) is reported, removed and recomputed.
+struct StoredInfo {
+  std::string label;    // the job as the run that computed it named it, e.g. "single:mnist seed 0"
+  std::string status;   // ok | diverged | not_converged | eps_not_converged | not_reached | ...
+  double seconds = 0.0;
+  uint64_t writer = 0;  // the process that computed it (names its checkpoints)
+};
+
 class ResultStore {
  public:
   ResultStore() = default;  // no directory: nothing is stored or found
@@ -129,10 +137,24 @@ class ResultStore {
   std::string path_of(uint64_t key) const;
   bool contains(uint64_t key) const;
   // Empty when missing or damaged (then reported on stderr and removed).
-  std::vector<double> read(uint64_t key) const;
-  void write(uint64_t key, const std::vector<double>& data) const;
-  // Creates the directory and removes temporaries of writers killed mid-write (rank 0, once).
+  std::vector<double> read(uint64_t key, StoredInfo* info = nullptr) const;
+  // True when this record is now the stored one; false when another writer's record of the
+  // same key was there first (it is kept, this one is dropped).
+  bool write(uint64_t key, const std::vector<double>& data, const StoredInfo& info = {}) const;
+  // Removes the record of `key` (a stale one: its checkpoint is gone).
+  void remove(uint64_t key) const;
+  // Creates the directory and removes temporaries of writers killed mid-write (older than an
+  // hour, so that a concurrent writer's temporary is never touched).
   void prepare() const;
+
+  // Every record in the directory, checked but never removed: `damage` says what is wrong.
+  struct Entry {
+    uint64_t key = 0;
+    StoredInfo info;
+    std::string path, damage;
+    uint64_t bytes = 0;
+  };
+  std::vector<Entry> list() const;
 
  private:
   std::string dir_;

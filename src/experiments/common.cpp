@@ -30,9 +30,10 @@ void store_fit(RunOutput& out, const std::string& group, const Fit& f) {
   out.extra[group + "/points"] = {double(f.n)};
 }
 
-// Durable-result keys: the program version, the job file verbatim and the item.
+// Durable-result keys by effective inputs: the measurement layout, the settings a training
+// and its curvature read, and the item (its model, sample set and what else it depends on).
 uint64_t key_of(const JobConfig& job, std::vector<std::string> parts) {
-  parts.insert(parts.begin(), {TASKREACH_VERSION, kResultFormat, job.text});
+  parts.insert(parts.begin(), {kResultFormat, measure_settings(job)});
   return util::hash_parts(parts);
 }
 
@@ -75,14 +76,17 @@ int64_t steps_per_epoch(const JobConfig& job, int64_t n) {
 double tau_of(const Measurement& m) { return m.convergence_step >= 0 ? double(m.convergence_step) : kNaN; }
 
 // Every run as a scheduled job (train, polish, curvature, C_β); the measurements in order.
-std::vector<Measurement> measure_runs(Scheduler& sched, const JobConfig& job, const std::string& phase,
+std::vector<Measurement> measure_runs(Scheduler& sched, const JobConfig& /*job: each run carries its own variant*/, const std::string& phase,
                                       const std::vector<Run>& runs, RunOutput& out) {
   Phase p{phase, {}, {}, {}};
   for (const auto& r : runs) {
     const int64_t steps = r.job.train.steps > 0 ? r.job.train.steps
                                                 : r.job.train.epochs * steps_per_epoch(r.job, r.task->size());
     p.cost.push_back(double(steps + r.hooks.deficit_steps) * double(r.job.train.batch_size) + double(r.task->size()));
-    p.key.push_back(key_of(job, {to_string(job.experiment), r.label}));
+    // The run's own job variant, model, sample set, seed and deficit; not its label.
+    p.key.push_back(key_of(r.job, {"run", model_settings(r.shape), util::hex16(sample_set_key(*r.task)),
+                                   std::to_string(r.seed), std::to_string(r.hooks.deficit_steps),
+                                   r.hooks.deficit ? util::hex16(sample_set_key(*r.hooks.deficit)) : ""}));
     p.label.push_back(r.label);
   }
   auto packed = sched.run(p, [&](size_t k) {

@@ -19,8 +19,8 @@ std::string num(double v);
 // A fit as a group: params, stderr, r2 and points (1-D), the formula and the parameter names
 // as attributes. A fit that could not be made is stored as NaNs, so its absence is visible.
 void store_fit(RunOutput& out, const std::string& group, const Fit& f);
-// Stored-result keys: the program version, the measurement layout, the job file verbatim and
-// the item.
+// Stored-result keys by effective inputs: the measurement layout, the settings a training and
+// its curvature read (measure_settings), and the item's parts (model, sample set, ...).
 uint64_t key_of(const JobConfig& job, std::vector<std::string> parts);
 const TaskConfig& task_config(const JobConfig& job, const std::string& name);
 const Task& task_named(const TaskSet& set, const std::string& name);

@@ -41,7 +41,9 @@ void run_potential(Scheduler& sched, const JobConfig& job, const TaskSet& tasks,
   const int64_t d = num_parameters(shape), n = task.size();
   if (workdir.empty()) throw std::logic_error("potential: needs a work directory for its snapshots");
   const ResultStore snapshots(workdir + "/snapshots");
-  const uint64_t train_key = key_of(job, {"potential", "train"});
+  const uint64_t train_key = key_of(job, {"potential", "train", model_settings(shape),
+                                          util::hex16(sample_set_key(task)),
+                                          std::to_string(job.potential.curvature_every)});
   auto snapshot = [&](int64_t i) { return snapshot_key(train_key, std::to_string(i)); };
   const uint64_t complete = snapshot_key(train_key, "complete");
 
@@ -75,7 +77,7 @@ void run_potential(Scheduler& sched, const JobConfig& job, const TaskSet& tasks,
         series.insert(series.begin(), {tr.status == "diverged" ? 1.0 : 0.0, tr.weight_decay});
         return series;
       },
-      [&](size_t) { return snapshots.contains(complete); });
+      [&](size_t, const StoredInfo&) { return snapshots.contains(complete); });
   const std::vector<double>& s1 = r1[0];
   const bool diverged = s1[0] != 0.0;
   const double gamma = s1[1];
@@ -88,7 +90,7 @@ void run_potential(Scheduler& sched, const JobConfig& job, const TaskSet& tasks,
   Phase p2{"potential: curvature at each snapshot", {}, {}, {}};
   for (size_t i = 0; i < S; ++i) {
     p2.cost.push_back(1.0);
-    p2.key.push_back(key_of(job, {"potential", "curvature", std::to_string(i)}));
+    p2.key.push_back(key_of(job, {"potential", "curvature", util::hex16(train_key), std::to_string(i)}));
     p2.label.push_back("potential:curvature step " + std::to_string(int64_t(at(i, 0))));
   }
   SpectrumOptions so = spectrum_options(job);

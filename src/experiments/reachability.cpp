@@ -13,6 +13,7 @@
 #include <map>
 #include <numeric>
 #include <sstream>
+#include <thread>
 
 #include "taskreach/analysis.hpp"
 #include "taskreach/curvature.hpp"
@@ -73,14 +74,104 @@ std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan
   return o.str();
 }
 
-namespace {
-
-std::string checkpoint_path(const std::string& workdir, uint64_t key) {
-  if (workdir.empty()) return {};
-  return workdir + "/ckpt/" + util::hex16(key) + ".pt";
+std::vector<StoredJob> stored_jobs(const JobConfig& job, const TaskSet& tasks, const Plan& plan) {
+  const ModelShape shape = model_shape(job, tasks);
+  const int64_t N = plan.n_tasks;
+  std::vector<uint64_t> content(plan.jobs.size());
+  for (size_t j = 0; j < plan.jobs.size(); ++j) content[j] = sample_set_key(plan.jobs[j].task);
+  const auto& tc = job.train;
+  const auto& cc = job.complexity;
+  const int64_t products = 3 * cc.top_k + cc.probes * cc.lanczos_steps;
+  std::vector<StoredJob> list;
+  // Measurements: every distinct sample set × seed, seeds outermost (seed 0 first).
+  for (int64_t s = 0; s < plan.seeds; ++s)
+    for (int64_t j = 0; j < int64_t(plan.jobs.size()); ++j) {
+      const auto& pj = plan.jobs[size_t(j)];
+      const int64_t n = pj.task.size();
+      const int64_t steps = tc.steps > 0 ? tc.steps : tc.epochs * ((n + tc.batch_size - 1) / tc.batch_size);
+      StoredJob sj;
+      sj.kind = StoredJob::measure;
+      sj.label = pj.name + " seed " + std::to_string(s);
+      sj.key = measure_key(job, shape, content[size_t(j)], s);
+      sj.cost = predicted_measure_cost(n, steps, tc.batch_size, tc.polish_iters, products, cc.samples);
+      sj.a = j;
+      sj.b = s;
+      list.push_back(std::move(sj));
+    }
+  if (!job.finetune.enabled) return list;
+  // Scratch runs (θ_i and T(i|i)), then T(i|j) from w*_j of single(j), seed 0.
+  const size_t first_scratch = list.size();
+  for (int64_t i = 0; i < N; ++i) {
+    StoredJob sj;
+    sj.kind = StoredJob::scratch;
+    sj.label = "scratch:" + tasks.tasks[size_t(i)].name;
+    sj.key = scratch_key(job, shape, content[size_t(plan.job_of[i][i])]);
+    sj.cost = predicted_finetune_cost(job.finetune.max_steps, job.finetune.batch_size, true);
+    sj.a = i;
+    list.push_back(std::move(sj));
+  }
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j)
+      if (i != j) {
+        const size_t source = size_t(plan.job_of[j][j]);  // seed 0 items come first
+        StoredJob sj;
+        sj.kind = StoredJob::finetune;
+        sj.label = "finetune:" + tasks.tasks[size_t(i)].name + "<-" + tasks.tasks[size_t(j)].name;
+        sj.key = finetune_key(job, shape, content[size_t(plan.job_of[i][i])], list[source].key,
+                              list[first_scratch + size_t(i)].key);
+        sj.cost = predicted_finetune_cost(job.finetune.max_steps, job.finetune.batch_size, false);
+        sj.deps = {source, first_scratch + size_t(i)};
+        sj.a = i;
+        sj.b = j;
+        list.push_back(std::move(sj));
+      }
+  return list;
 }
 
-std::string id(uint64_t v) { return std::to_string(v); }
+namespace {
+
+// The checkpoint of a measurement's w*, named by its key and by the run that wrote it: of two
+// runs computing one job into a shared store, the stored record names its own checkpoint.
+std::string checkpoint_path(const std::string& workdir, uint64_t key, uint64_t writer) {
+  if (workdir.empty()) return {};
+  return workdir + "/ckpt/" + util::hex16(key) + "." + util::hex16(writer) + ".pt";
+}
+
+// The status a stored result is listed with (`taskreach store ls`).
+std::string stored_status(StoredJob::Kind kind, const std::vector<double>& v) {
+  if (v.empty()) return "missing";
+  if (kind == StoredJob::measure) return Measurement::unpack(v).status();
+  const bool diverged = kind == StoredJob::scratch ? v[4] > 0 : v[3] > 0;
+  return diverged ? "diverged" : (v[0] < 0 ? "not_reached" : "ok");
+}
+
+// Rank 0 reads the stored results of `which` (those not held yet); every rank gets them.
+// Returns the labels of those missing from the store.
+std::vector<std::string> load_stored(MPI_Comm world, const ResultStore& store, const std::vector<StoredJob>& list,
+                                     const std::vector<size_t>& which, std::vector<std::vector<double>>& results) {
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+  std::vector<std::string> missing;
+  for (size_t k : which) {
+    int len = 0;
+    if (rank == 0) {
+      if (results[k].empty()) results[k] = store.read(list[k].key);
+      len = int(results[k].size());
+    }
+    MPI_Bcast(&len, 1, MPI_INT, 0, world);
+    results[k].resize(size_t(len));
+    MPI_Bcast(results[k].data(), len, MPI_DOUBLE, 0, world);
+    if (len == 0) missing.push_back(list[k].label);
+  }
+  return missing;
+}
+
+std::string joined(const std::vector<std::string>& v, size_t at_most) {
+  std::string s;
+  for (size_t k = 0; k < v.size() && k < at_most; ++k) s += (k ? ", " : "") + v[k];
+  if (v.size() > at_most) s += ", ... (" + std::to_string(v.size() - at_most) + " more)";
+  return s;
+}
 
 // A fine-tune that cannot start: its target has no threshold (the scratch run diverged).
 FinetuneOutcome diverged_outcome(double theta) {
@@ -99,103 +190,233 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
   MPI_Comm_size(world, &world_size);
   const std::string& workdir = options.workdir;
   if (rank == 0 && !workdir.empty()) std::filesystem::create_directories(workdir + "/ckpt");
-  Scheduler sched(world, job.ranks_per_task, workdir.empty() ? "" : workdir + "/jobs", options.resume,
-                          rank == 0 ? options.progress : nullptr);
   const ModelShape shape = model_shape(job, tasks);
-  // Every durable result is keyed by everything it depends on: the program version, the job
-  // file verbatim, and the item itself. An edited job file never reuses a stale result.
-  auto key = [&](std::vector<std::string> parts) {
-    parts.insert(parts.begin(), {TASKREACH_VERSION, kResultFormat, job.text});
-    return util::hash_parts(parts);
+  const std::vector<StoredJob> list = stored_jobs(job, tasks, plan);
+  std::vector<std::vector<double>> results(list.size());
+  const ResultStore store(workdir.empty() ? "" : workdir + "/jobs");
+  // The checkpoint of a stored measurement: the one its record's writer saved.
+  auto stored_checkpoint = [&](uint64_t key) {
+    StoredInfo info;
+    if (store.read(key, &info).empty()) return std::string();
+    return checkpoint_path(workdir, key, info.writer);
   };
 
-  // --- phase 1: every distinct sample set x seed: train, polish, curvature, C_β.
-  struct Item { int64_t job, seed; };
-  std::vector<Item> items;
-  Phase p1{"complexity (train, polish, curvature)", {}, {}, {}};
-  for (int64_t s = 0; s < plan.seeds; ++s)
-    for (int64_t j = 0; j < int64_t(plan.jobs.size()); ++j) {
-      const auto& pj = plan.jobs[size_t(j)];
-      items.push_back({j, s});
-      p1.cost.push_back(double(pj.task.size()));
-      p1.key.push_back(key({"measure", id(pj.task.identity), id(uint64_t(s))}));
-      p1.label.push_back(pj.name + " seed " + std::to_string(s));
+  if (options.merge) {
+    std::vector<size_t> all(list.size());
+    std::iota(all.begin(), all.end(), size_t(0));
+    const auto missing = load_stored(world, store, list, all, results);
+    if (!missing.empty())
+      throw MissingJobs(std::to_string(missing.size()) + " of " + std::to_string(list.size()) + " jobs are not in " +
+                        store.dir() + ": " + joined(missing, 50));
+  } else {
+    // Which jobs this run computes: all, or its shard's share.
+    std::vector<char> mine(list.size(), 1);
+    if (options.shards > 0) {
+      std::vector<double> cost;
+      std::vector<std::vector<size_t>> deps;
+      for (const auto& sj : list) {
+        cost.push_back(sj.cost);
+        deps.push_back(sj.deps);
+      }
+      const std::vector<int> shard = assign_shards(cost, deps, options.shards);
+      for (size_t k = 0; k < list.size(); ++k) mine[k] = shard[k] == options.shard;
     }
-  std::vector<Measurement> ms(items.size());
-  auto packed = sched.run(
-      p1,
-      [&](size_t k) {
-        const auto& pj = plan.jobs[size_t(items[k].job)];
-        return measure(sched.group(), job, shape, pj, items[k].seed, checkpoint_path(workdir, p1.key[k])).pack();
-      },
-      // A result is reusable only with the checkpoint that fine-tuning starts from.
-      [&](size_t k) { return workdir.empty() || std::filesystem::exists(checkpoint_path(workdir, p1.key[k])); });
-  for (size_t k = 0; k < items.size(); ++k) ms[k] = Measurement::unpack(packed[k]);
+    Scheduler sched(world, job.ranks_per_task, store.dir(), options.resume, rank == 0 ? options.progress : nullptr);
+    // One phase of the list: the jobs of `kind` that this run computes (and whose dependencies
+    // are there), through the scheduler; results land in `results`.
+    auto run_phase = [&](StoredJob::Kind kind, const std::string& name,
+                         const std::function<std::vector<double>(const StoredJob&)>& work,
+                         const std::vector<char>& ready) {
+      std::vector<size_t> idx;
+      for (size_t k = 0; k < list.size(); ++k)
+        if (list[k].kind == kind && mine[k] && ready[k]) idx.push_back(k);
+      Phase p{name, {}, {}, {}};
+      for (size_t k : idx) {
+        p.cost.push_back(list[k].cost);
+        p.key.push_back(list[k].key);
+        p.label.push_back(list[k].label);
+      }
+      p.status = [kind](const std::vector<double>& v) { return stored_status(kind, v); };
+      if (kind == StoredJob::measure)
+        p.dropped = [&](size_t k) {  // the kept record names another run's checkpoint
+          const std::string mine_ckpt = checkpoint_path(workdir, list[idx[k]].key, sched.writer());
+          std::remove(mine_ckpt.c_str());
+          std::remove((mine_ckpt + ".sgd").c_str());
+        };
+      auto r = sched.run(
+          p, [&](size_t k) { return work(list[idx[k]]); },
+          // A measurement is reusable only with the checkpoint that fine-tuning starts from.
+          [&](size_t k, const StoredInfo& info) {
+            return kind != StoredJob::measure || workdir.empty() ||
+                   std::filesystem::exists(checkpoint_path(workdir, list[idx[k]].key, info.writer));
+          });
+      for (size_t q = 0; q < idx.size(); ++q) results[idx[q]] = std::move(r[q]);
+    };
+    const std::vector<char> all_ready(list.size(), 1);
 
-  // --- phase 2: fine-tune cost. From scratch on each task (θ_i and T(i|i)), then from w*_j.
+    // --- phase 1: every distinct sample set x seed: train, polish, curvature, C_β.
+    run_phase(StoredJob::measure, "complexity (train, polish, curvature)", [&](const StoredJob& sj) {
+      return measure(sched.group(), job, shape, plan.jobs[size_t(sj.a)], sj.b,
+                     checkpoint_path(workdir, sj.key, sched.writer()))
+          .pack();
+    }, all_ready);
+
+    // --- phase 2: fine-tune cost. From scratch on each task (θ_i and T(i|i)), then from w*_j.
+    const bool do_finetune = job.finetune.enabled && !workdir.empty();
+    std::vector<std::string> waited;
+    int64_t left_waiting = 0;
+    if (do_finetune) {
+      run_phase(StoredJob::scratch, "fine-tune protocol from scratch", [&](const StoredJob& sj) {
+        auto o = finetune_scratch(sched.group(), shape, tasks.tasks[size_t(sj.a)], job, train_seed(job, 0));
+        return std::vector<double>{double(o.steps), double(o.samples), o.threshold, o.seconds,
+                                   o.status == "diverged" ? 1.0 : 0.0, o.spread, o.unstable ? 1.0 : 0.0};
+      }, all_ready);
+      // A fine-tune needs θ_i and the stored w*_j: in a shard, computed by this shard or an
+      // earlier one; wait for those another shard is still computing.
+      std::vector<size_t> need;
+      for (size_t k = 0; k < list.size(); ++k)
+        if (list[k].kind == StoredJob::finetune && mine[k])
+          for (size_t d : list[k].deps)
+            if (results[d].empty()) need.push_back(d);
+      std::sort(need.begin(), need.end());
+      need.erase(std::unique(need.begin(), need.end()), need.end());
+      const double t0 = MPI_Wtime();
+      for (bool said = false;;) {
+        std::vector<size_t> still;
+        for (size_t d : need)
+          if (results[d].empty()) still.push_back(d);
+        load_stored(world, store, list, still, results);
+        // A measurement counts as there only with its checkpoint (rank 0 looks, all agree).
+        int gone = 0;
+        for (size_t d : still)
+          if (!results[d].empty() && list[d].kind == StoredJob::measure && rank == 0 &&
+              !std::filesystem::exists(stored_checkpoint(list[d].key))) {
+            results[d].clear();
+            gone = 1;
+          }
+        MPI_Bcast(&gone, 1, MPI_INT, 0, world);
+        if (gone)
+          for (size_t d : still) {
+            int have = rank == 0 ? int(!results[d].empty()) : 0;
+            MPI_Bcast(&have, 1, MPI_INT, 0, world);
+            if (!have) results[d].clear();
+          }
+        std::vector<std::string> absent;
+        for (size_t d : need)
+          if (results[d].empty()) absent.push_back(list[d].label);
+        if (absent.empty()) break;
+        if (!said) waited = absent;
+        const int timed_out = MPI_Wtime() - t0 >= options.wait_seconds || stop_requested();
+        int any = timed_out;
+        MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, world);
+        if (any) break;
+        if (!said && rank == 0 && options.progress)
+          *options.progress << "shard " << options.shard + 1 << "/" << options.shards << ": waiting up to "
+                            << std::fixed << std::setprecision(0) << options.wait_seconds << std::defaultfloat
+                            << " s for " << absent.size()
+                            << " jobs of other shards: " << joined(absent, 20) << std::endl;
+        said = true;
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+      }
+      std::vector<char> ready(list.size(), 1);
+      std::vector<std::string> blocked;
+      for (size_t k = 0; k < list.size(); ++k)
+        if (list[k].kind == StoredJob::finetune && mine[k])
+          for (size_t d : list[k].deps)
+            if (results[d].empty()) ready[k] = 0;
+      for (size_t k = 0; k < list.size(); ++k)
+        if (!ready[k]) {
+          ++left_waiting;
+          blocked.push_back(list[k].label);
+        }
+      if (left_waiting && rank == 0)
+        std::cerr << "taskreach: shard " << options.shard + 1 << "/" << options.shards << ": " << left_waiting
+                  << " fine-tunes wait for jobs not yet in " << store.dir() << " (" << joined(waited, 20)
+                  << "); run this shard again once they are there" << std::endl;
+      run_phase(StoredJob::finetune, "fine-tune T(i|j)", [&](const StoredJob& sj) {
+        const double theta = results[sj.deps[1]][2];
+        std::vector<double> w = load_checkpoint(shape, stored_checkpoint(list[sj.deps[0]].key));
+        FinetuneOutcome o = std::isfinite(theta) ? finetune_from(sched.group(), shape, tasks.tasks[size_t(sj.a)], job,
+                                                                 w, theta, train_seed(job, 0))
+                                                 : diverged_outcome(theta);
+        // The first evaluation, before any step: the loss of task i at w*_j (a baseline for T).
+        const double l0 = o.curve.empty() ? std::nan("") : o.curve.front()[1];
+        return std::vector<double>{double(o.steps), double(o.samples), o.seconds, o.status == "diverged" ? 1.0 : 0.0,
+                                   l0};
+      }, ready);
+    }
+    if (options.shards > 0) {
+      // A shard writes no matrix: its counts, what it waited for, what is left.
+      RunOutput out;
+      sched.add_attributes(out);
+      int64_t share = 0;
+      for (char m : mine) share += m;
+      out.attrs_i64["shard_jobs"] = share;
+      out.attrs_i64["jobs_waiting"] = left_waiting;
+      out.attrs_i64["jobs_dropped"] = sched.dropped();
+      out.attrs_str["waited_for"] = joined(waited, 20);
+      return out;
+    }
+    RunOutput counts;
+    sched.add_attributes(counts);
+    counts.attrs_i64["jobs_dropped"] = sched.dropped();
+    RunOutput out = assemble_stored(job, tasks, plan, list, results, do_finetune);
+    for (const auto& [k, v] : counts.attrs_i64) out.attrs_i64[k] = v;
+    for (const auto& [k, v] : counts.attrs_f64) out.attrs_f64[k] = v;
+    for (const auto& [k, v] : counts.attrs_str) out.attrs_str[k] = v;
+    job_attributes(out, job, world_size);
+    return out;
+  }
+  RunOutput out = assemble_stored(job, tasks, plan, list, results, job.finetune.enabled && !workdir.empty());
+  out.attrs_i64["jobs_computed"] = 0;
+  out.attrs_i64["jobs_reused"] = int64_t(list.size());
+  out.attrs_i64["ranks_per_task"] = std::min<int64_t>(job.ranks_per_task, world_size);
+  out.attrs_i64["task_groups"] = std::max<int64_t>(1, world_size / std::min<int64_t>(job.ranks_per_task, world_size));
+  out.attrs_f64["schedule_seconds"] = 0.0;
+  out.attrs_str["schedule"] = "merge";
+  job_attributes(out, job, world_size);
+  return out;
+}
+
+// The output of a reachability run from the results of every stored job (list order).
+RunOutput assemble_stored(const JobConfig& job, const TaskSet& tasks, const Plan& plan,
+                          const std::vector<StoredJob>& list, const std::vector<std::vector<double>>& results,
+                          bool do_finetune) {
   const int64_t N = plan.n_tasks;
+  std::vector<Measurement> ms;
+  std::vector<size_t> measure_index;
+  for (size_t k = 0; k < list.size(); ++k)
+    if (list[k].kind == StoredJob::measure) measure_index.push_back(k);
+  ms.reserve(measure_index.size());
+  for (size_t k : measure_index) ms.push_back(Measurement::unpack(results[k]));
+
   std::vector<FinetuneOutcome> scratch(static_cast<size_t>(N));
   Matrix<int64_t> ft_steps(N, N, -1), ft_samples(N, N, 0);
   Matrix<double> loss_at_source(N, N, std::nan(""));
   std::vector<std::string> ft_status(size_t(N * N), "");
   std::vector<double> ft_seconds(size_t(N * N), 0.0);
-  const bool do_finetune = job.finetune.enabled && !workdir.empty();
   if (do_finetune) {
-    Phase p2{"fine-tune protocol from scratch", {}, {}, {}};
-    for (int64_t i = 0; i < N; ++i) {
-      const auto& t = tasks.tasks[size_t(i)];
-      p2.cost.push_back(double(t.size()));
-      p2.key.push_back(key({"scratch", id(t.identity)}));
-      p2.label.push_back("scratch:" + t.name);
-    }
-    auto r2 = sched.run(p2, [&](size_t i) {
-      auto o = finetune_scratch(sched.group(), shape, tasks.tasks[i], job, train_seed(job, 0));
-      return std::vector<double>{double(o.steps), double(o.samples), o.threshold, o.seconds,
-                                 o.status == "diverged" ? 1.0 : 0.0, o.spread, o.unstable ? 1.0 : 0.0};
-    });
-    for (int64_t i = 0; i < N; ++i) {
-      const auto& v = r2[size_t(i)];
+    for (size_t k = 0; k < list.size(); ++k) {
+      if (list[k].kind != StoredJob::scratch) continue;
+      const int64_t i = list[k].a;
+      const auto& v = results[k];
       auto& sc = scratch[size_t(i)];
       sc.steps = int64_t(v[0]);
       sc.samples = int64_t(v[1]);
       sc.threshold = v[2];
       sc.seconds = v[3];
       sc.status = v[4] > 0 ? "diverged" : (v[0] < 0 ? "not_reached" : "ok");
-      sc.spread = v[5];
-      sc.unstable = v[6] > 0;
+      sc.spread = v.size() > 5 ? v[5] : std::nan("");
+      sc.unstable = v.size() > 6 && v[6] > 0;
       ft_steps(i, i) = sc.steps;
       ft_samples(i, i) = sc.samples;
       ft_status[size_t(i * N + i)] = sc.status;
       ft_seconds[size_t(i * N + i)] = sc.seconds;
     }
-    // finetune(i ← j) starts from the saved w*_j of single(j), seed 0.
-    std::vector<std::pair<int64_t, int64_t>> pairs;
-    Phase p3{"fine-tune T(i|j)", {}, {}, {}};
-    for (int64_t i = 0; i < N; ++i)
-      for (int64_t j = 0; j < N; ++j)
-        if (i != j) {
-          pairs.push_back({i, j});
-          const auto& ti = tasks.tasks[size_t(i)];
-          const auto& tj = tasks.tasks[size_t(j)];
-          p3.cost.push_back(double(ti.size()));
-          p3.key.push_back(key({"finetune", id(ti.identity), id(tj.identity)}));
-          p3.label.push_back("finetune:" + ti.name + "<-" + tj.name);
-        }
-    auto r3 = sched.run(p3, [&](size_t k) {
-      const auto [i, j] = pairs[k];
-      const double theta = scratch[size_t(i)].threshold;
-      const size_t source_item = size_t(plan.job_of[j][j]);  // seed 0 items come first
-      std::vector<double> w = load_checkpoint(shape, checkpoint_path(workdir, p1.key[source_item]));
-      FinetuneOutcome o = std::isfinite(theta) ? finetune_from(sched.group(), shape, tasks.tasks[size_t(i)], job, w,
-                                                               theta, train_seed(job, 0))
-                                               : diverged_outcome(theta);
-      // The first evaluation, before any step: the loss of task i at w*_j (a baseline for T).
-      const double l0 = o.curve.empty() ? std::nan("") : o.curve.front()[1];
-      return std::vector<double>{double(o.steps), double(o.samples), o.seconds, o.status == "diverged" ? 1.0 : 0.0, l0};
-    });
-    for (size_t k = 0; k < pairs.size(); ++k) {
-      const auto [i, j] = pairs[k];
-      const auto& v = r3[k];
+    for (size_t k = 0; k < list.size(); ++k) {
+      if (list[k].kind != StoredJob::finetune) continue;
+      const int64_t i = list[k].a, j = list[k].b;
+      const auto& v = results[k];
       ft_steps(i, j) = int64_t(v[0]);
       ft_samples(i, j) = int64_t(v[1]);
       ft_seconds[size_t(i * N + j)] = v[2];
@@ -207,7 +428,10 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
   // --- assembly. by_job[j][s]: the measurement of job j with seed s.
   std::vector<std::vector<const Measurement*>> by_job(plan.jobs.size(),
                                                       std::vector<const Measurement*>(size_t(plan.seeds)));
-  for (size_t k = 0; k < items.size(); ++k) by_job[size_t(items[k].job)][size_t(items[k].seed)] = &ms[k];
+  for (size_t q = 0; q < measure_index.size(); ++q) {
+    const StoredJob& sj = list[measure_index[q]];
+    by_job[size_t(sj.a)][size_t(sj.b)] = &ms[q];
+  }
   RunOutput out;
   assemble_reachability(out, job, tasks, plan.jobs, plan.job_of, by_job);
 
@@ -240,8 +464,6 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
 
   if (do_finetune) analyse_reachability(out, loss_at_source);
 
-  job_attributes(out, job, world_size);
-  sched.add_attributes(out);
   out.attrs_i64["seeds"] = plan.seeds;
   out.attrs_i64["parameters"] = plan.d;
   out.attrs_i64["k_tot"] = tasks.k_tot;

@@ -9,9 +9,12 @@
 #include <cstring>
 #include <deque>
 #include <iomanip>
+#include <iostream>
+#include <random>
 #include <thread>
 
 #include "taskreach/schedule.hpp"
+#include "taskreach/util.hpp"
 
 namespace taskreach {
 namespace {
@@ -96,8 +99,17 @@ Scheduler::Scheduler(MPI_Comm comm, int64_t ranks_per_task, std::string results_
   if (count_ == 1) hand_out_ = HandOut::single;
   else if (prefer == HandOut::thread && provided >= MPI_THREAD_MULTIPLE) hand_out_ = HandOut::thread;
   else hand_out_ = HandOut::one_sided;
-  if (rank_ == 0) store_.prepare();
-  mpi_ok(MPI_Barrier(comm_), "MPI_Barrier");
+  if (rank_ == 0) {
+    store_.prepare();
+    // A writer id no other process sharing the store has: host, pid, clock and entropy.
+    char host[256] = "host";
+    ::gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    std::random_device rd;
+    writer_ = util::hash_parts({host, std::to_string(::getpid()), std::to_string(now_s()),
+                                std::to_string(rd()), std::to_string(rd())});
+  }
+  mpi_ok(MPI_Bcast(&writer_, 1, MPI_UINT64_T, 0, comm_), "MPI_Bcast");
 }
 
 Scheduler::~Scheduler() {
@@ -152,7 +164,7 @@ void Scheduler::report(const Phase& phase, const double* item, int64_t done, int
 
 std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
                                                 const std::function<std::vector<double>(size_t)>& work,
-                                                const std::function<bool(size_t)>& reusable) {
+                                                const std::function<bool(size_t, const StoredInfo&)>& reusable) {
   const size_t n = phase.cost.size();
   const double phase_start = phase_start_ = now_s();
   std::vector<std::vector<double>> results(n);
@@ -161,8 +173,13 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
   int64_t reused_here = 0;
   if (rank_ == 0 && resume_)
     for (size_t k = 0; k < n; ++k) {
-      if (reusable && !reusable(k)) continue;
-      results[k] = store_.read(phase.key[k]);
+      StoredInfo info;
+      results[k] = store_.read(phase.key[k], &info);
+      if (!results[k].empty() && reusable && !reusable(k, info)) {
+        // Stale (e.g. its checkpoint was deleted): removed, so that the recomputed one is kept.
+        results[k].clear();
+        store_.remove(phase.key[k]);
+      }
       if (!results[k].empty()) {
         owner[k] = 0;
         ++reused_here;
@@ -224,6 +241,7 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     server = std::thread([&] { serve(phase, todo, int64_t(n), reused_here); });
   const bool root = group_rank_ == 0;
   std::vector<int> mine;
+  int64_t dropped_here = 0, late_here = 0;
   double last[3] = {double(color_), -1.0, 0.0};
   for (size_t cursor = 0;;) {
     int k = -1;
@@ -247,11 +265,40 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     mpi_ok(MPI_Bcast(&k, 1, MPI_INT, 0, group_), "MPI_Bcast");
     if (k < 0) break;
     const double t0 = now_s();
-    results[size_t(k)] = work(size_t(k));
+    // Stored meanwhile by another run sharing the store (an overlapping shard, a second job
+    // file): reused, not computed again.
+    int stored = 0;
+    if (root && resume_) {
+      StoredInfo info;
+      std::vector<double> theirs = store_.read(phase.key[size_t(k)], &info);
+      if (!theirs.empty() && (!reusable || reusable(size_t(k), info))) {
+        results[size_t(k)] = std::move(theirs);
+        stored = 1;
+      } else if (!theirs.empty()) {
+        store_.remove(phase.key[size_t(k)]);
+      }
+    }
+    mpi_ok(MPI_Bcast(&stored, 1, MPI_INT, 0, group_), "MPI_Bcast");
+    if (!stored) results[size_t(k)] = work(size_t(k));
     last[1] = k;
     last[2] = now_s() - t0;
+    if (root && stored) {
+      ++late_here;
+    } else if (root) {
+      const StoredInfo info{phase.label[size_t(k)], phase.status ? phase.status(results[size_t(k)]) : "ok", last[2],
+                            writer_};
+      if (!store_.write(phase.key[size_t(k)], results[size_t(k)], info)) {
+        // Another run stored this job first (a requeued duplicate, an overlapping shard): its
+        // record is kept whole and is the result everybody uses; this one is dropped.
+        std::vector<double> theirs = store_.read(phase.key[size_t(k)]);
+        if (!theirs.empty()) results[size_t(k)] = std::move(theirs);
+        ++dropped_here;
+        if (phase.dropped) phase.dropped(size_t(k));
+        std::cerr << "taskreach: note: " << phase.label[size_t(k)]
+                  << ": another run stored this job first; its result is kept, this one dropped" << std::endl;
+      }
+    }
     if (root) {
-      store_.write(phase.key[size_t(k)], results[size_t(k)]);
       mine.push_back(k);
       if (hand_out_ != HandOut::thread) {
         if (rank_ == 0) {
@@ -277,7 +324,14 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
     if (rank_ == 0) drain(true, reused_here + computed_all);
     mpi_ok(MPI_Waitall(int(sends.size()), sends.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   }
-  computed_ += computed_all;
+  mpi_ok(MPI_Allreduce(MPI_IN_PLACE, &late_here, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce");
+  computed_ += computed_all - late_here;
+  reused_ += late_here;
+  if (late_here && progress_ && rank_ == 0)
+    *progress_ << phase.name << ": " << late_here << " jobs stored meanwhile by another run, reused" << std::endl;
+  mpi_ok(MPI_Allreduce(MPI_IN_PLACE, &dropped_here, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce");
+  // Every group's first rank counted its own; the sum counts each dropped item once.
+  dropped_ += dropped_here;
   int stop = stop_requested() ? 1 : 0;
   mpi_ok(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm_), "MPI_Allreduce");
   const auto missing = std::count(owner.begin(), owner.end(), -1);

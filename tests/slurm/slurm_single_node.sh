@@ -13,6 +13,10 @@
 #    1b. slurm/reach-array.sbatch (each array task its own job file) and slurm/scaling.sh weak
 #    (derived job files, one run per rank count, the analysis only after both runs), with the
 #    stand-in.
+#    1c. jobs/tiny.toml through slurm/reach-shards.sh: 3 shards as an array (1 task each) and
+#    the merge (--dependency=afterok): every shard completes its share, the merge starts after
+#    all of them, the shards computed every job once, and the merged result equals a 1-rank run
+#    to 1e-12.
 # 2. jobs/demo.toml through slurm/reach.sbatch on 2 tasks: a result, `taskreach info` reads
 #    it, jobs_reused = 0.
 # 3. jobs/demo.toml again to a new output with --time=3 (the run takes longer): SLURM's USR1
@@ -23,7 +27,8 @@
 # exits 77 (skipped). Takes 11-15 minutes on 2 cores (the demo twice, plus the requeue).
 # Environment: TASKREACH_SLURM_TEST_KEEP=1 keeps the temporary folder (it is kept anyway on
 # failure), TASKREACH_SLURM_TEST_REQUEUES=N lets the time-limited job requeue N times before
-# its limit is raised (default 1), TASKREACH_SLURM_TEST_ONLY_FORWARDING=1 stops after step 1b.
+# its limit is raised (default 1), TASKREACH_SLURM_TEST_ONLY_FORWARDING=1 stops after step 1b,
+# TASKREACH_SLURM_TEST_SKIP_DEMO=1 after step 1c.
 # The whole script is one { ... } block: bash reads it completely before running it, so an edit
 # of this file during the ~10 minutes of a run cannot change what the run does.
 {
@@ -256,6 +261,40 @@ unset TASKREACH_EXE FAKE_RANK_EXIT
 say "   ok: array tasks ran their files; scaling.sh weak: 4 then 5 tasks, the analysis after both runs"
 
 if [ "${TASKREACH_SLURM_TEST_ONLY_FORWARDING:-0}" = 1 ]; then FAILED=0; say "PASS (step 1 only) in $SECONDS s"; exit 0; fi
+
+# ---------------------------------------------------------------------------- 1c. shards
+say "1c. jobs/tiny.toml as 3 shards (slurm/reach-shards.sh: an array, then the merge afterok)"
+export TASKREACH_EXE=$EXE
+"$EXE" run "$SRC/jobs/tiny.toml" --output "$T/out/tiny_ref.h5" >"$T/tiny_ref.log" 2>&1 || fail "the 1-rank tiny run failed: $(tail -5 "$T/tiny_ref.log")"
+ids=$(TASKREACH_SBATCH_OPTS="--ntasks=1 --time=5 --chdir=$T/jobs" TASKREACH_MERGE_OPTS="--ntasks=2 --chdir=$T/jobs" \
+  slurm/reach-shards.sh "$SRC/jobs/tiny.toml" 3 "$T/out/tiny_sharded.h5" 2>"$T/shards.err" | tail -1) ||
+  fail "reach-shards.sh: $(cat "$T/shards.err")"
+read -r sarr smerge <<<"$ids"
+[ -n "$sarr" ] && [ -n "$smerge" ] || fail "reach-shards.sh printed no job ids: $ids"
+for i in 1 2 3; do
+  state=$(wait_job "${sarr}_$i" 600)
+  [ "$state" = COMPLETED ] || fail "shard $i/3: $state"
+done
+state=$(wait_job "$smerge" 300)
+[ "$state" = COMPLETED ] || fail "the merge job: $state ($(cat "$T"/jobs/taskreach-merge-"$smerge".out 2>/dev/null | tail -5))"
+m_start=$(epoch "$(field "$(jobinfo "$smerge")" StartTime)")
+computed=0
+for i in 1 2 3; do
+  slog=$T/jobs/taskreach-shard-${sarr}_$i.out
+  grep -q "run $SRC/jobs/tiny.toml --output $T/out/tiny_sharded.h5 --resume --shard $i/3" "$slog" || fail "shard $i ran the wrong command"
+  grep -q "^shard $i/3: .* all in the store; no matrix written" "$slog" || fail "shard $i/3 did not finish its share"
+  c=$(sed -n 's/^jobs: \([0-9]*\) computed.*/\1/p' "$slog" | tail -1)
+  computed=$((computed + c))
+  [ "$m_start" -ge "$(epoch "$(field "$(jobinfo "${sarr}_$i")" EndTime)")" ] || fail "the merge started before shard $i ended"
+done
+total=$(h5attr "$T/out/tiny_ref.h5" jobs_computed)
+[ "$computed" -eq "$total" ] || fail "the shards computed $computed jobs, the uninterrupted run $total"
+/usr/bin/python3 "$SRC/tests/e2e/compare_h5.py" "$T/out/tiny_ref.h5" "$T/out/tiny_sharded.h5" >"$T/shards.cmp" 2>&1 ||
+  fail "the merged result differs from the uninterrupted run: $(cat "$T/shards.cmp")"
+waited=$(grep -h "waiting up to" "$T"/jobs/taskreach-shard-"${sarr}"_*.out | wc -l)
+unset TASKREACH_EXE
+say "   ok: 3 shards ($computed jobs, $waited waited for another shard), the merge after all of them, equal to the 1-rank run"
+if [ "${TASKREACH_SLURM_TEST_SKIP_DEMO:-0}" = 1 ]; then FAILED=0; say "PASS (steps 1, 1b, 1c) in $SECONDS s"; exit 0; fi
 
 # ---------------------------------------------------------------------------- 2. demo
 say "2. jobs/demo.toml through slurm/reach.sbatch on 2 tasks"

@@ -1,6 +1,7 @@
 // Rank statistics against values worked out by hand (and agreeing with scipy.stats).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "taskreach/analysis.hpp"
@@ -73,4 +74,89 @@ TEST(Simulate, EqualJobsFillRoundsPhaseByPhase) {
   // Groups of 2 ranks halve each job (ideal scaling within a group): 2 groups, same rounds × 2 / 2.
   auto g2 = simulate_schedule(equal_costs(4, 1.0), 4, 2, 4);
   EXPECT_DOUBLE_EQ(g2.makespan, 0.5 * (5 + 2 + 6));
+}
+
+// The shards of a reachability-shaped list: N measurements (the first N the fine-tune
+// sources), N scratch runs, N(N-1) fine-tunes each needing a source and a scratch run.
+namespace {
+struct ShardCase {
+  std::vector<double> cost;
+  std::vector<std::vector<size_t>> deps;
+};
+ShardCase reachability_like(size_t N) {
+  ShardCase c;
+  const size_t unions = N * (N - 1) / 2;
+  for (size_t k = 0; k < N + unions; ++k) c.cost.push_back(k < N ? 10.0 : 20.0);  // unions twice a single
+  c.deps.resize(c.cost.size());
+  const size_t scratch = c.cost.size();
+  for (size_t i = 0; i < N; ++i) c.cost.push_back(15.0), c.deps.emplace_back();
+  for (size_t i = 0; i < N; ++i)
+    for (size_t j = 0; j < N; ++j)
+      if (i != j) c.cost.push_back(5.0), c.deps.push_back({j, scratch + i});
+  return c;
+}
+}  // namespace
+
+TEST(Shards, EveryJobOnceDependenciesFirstAndBalanced) {
+  for (size_t N : {3, 5, 8})
+    for (int K : {1, 2, 3, 7}) {
+      const ShardCase c = reachability_like(N);
+      const auto shard = assign_shards(c.cost, c.deps, K);
+      ASSERT_EQ(shard.size(), c.cost.size());
+      std::vector<double> load(size_t(K), 0.0);
+      double total = 0, largest = 0;
+      for (size_t k = 0; k < shard.size(); ++k) {
+        ASSERT_GE(shard[k], 0);
+        ASSERT_LT(shard[k], K);
+        load[size_t(shard[k])] += c.cost[k];
+        total += c.cost[k];
+        largest = std::max(largest, c.cost[k]);
+        // Shards run in index order always find their dependencies done.
+        for (size_t d : c.deps[k]) EXPECT_LE(shard[d], shard[k]) << "N=" << N << " K=" << K << " job " << k;
+      }
+      // Within one largest job of the mean (the greedy bound for this list).
+      for (double l : load) EXPECT_LE(l, total / K + 2 * largest) << "N=" << N << " K=" << K;
+      // Deterministic: the same list gives the same shards.
+      EXPECT_EQ(assign_shards(c.cost, c.deps, K), shard);
+    }
+}
+
+TEST(Shards, RejectsADependencyAfterItsDependent) {
+  // Job 1 is needed by job 0 and needs job 2, which comes after it.
+  EXPECT_THROW(assign_shards({1, 1, 1}, {{1}, {2}, {}}, 2), std::invalid_argument);
+  EXPECT_THROW(assign_shards({1}, {{}}, 0), std::invalid_argument);
+}
+
+TEST(Simulate, OneShardIsTheWholeRun) {
+  const auto sh = simulate_shards(equal_costs(4, 2.0), 1, 1, 4, 1);
+  EXPECT_DOUBLE_EQ(sh.whole.makespan, 52.0);
+  EXPECT_DOUBLE_EQ(sh.longest, 52.0);
+  EXPECT_DOUBLE_EQ(sh.held, 52.0);
+  EXPECT_DOUBLE_EQ(sh.whole_held, 52.0);
+}
+
+TEST(Simulate, ShardsHoldNoLessThanTheWorkAndNoMoreThanItTakesInSequence) {
+  for (int K : {2, 4}) {
+    const auto sh = simulate_shards(equal_costs(8, 1.0), 8, 1, 8, K);
+    const double work = sh.whole.work;  // 8 + 28 + 8 + 56 jobs of 1 s
+    EXPECT_DOUBLE_EQ(work, 100.0);
+    EXPECT_EQ(sh.groups_per_shard, 8 / K);
+    ASSERT_EQ(sh.shard_makespan.size(), size_t(K));
+    EXPECT_GE(sh.held, work - 1e-9) << K;  // a group cannot do more than one job at a time
+    EXPECT_GE(sh.longest, work / 8 - 1e-9) << K;
+    EXPECT_LE(sh.longest, work) << K;
+    EXPECT_DOUBLE_EQ(sh.whole_held, 8 * sh.whole.makespan);
+  }
+}
+
+TEST(Simulate, ShardsOneAfterAnotherDoTheWholeWork) {
+  // One group: shards in sequence do exactly the one job's work, whatever K.
+  for (int K : {1, 3}) {
+    const auto sh = simulate_shards(equal_costs(4, 2.0), 1, 1, 4, K);
+    ASSERT_EQ(sh.wide_shard_makespan.size(), size_t(K));
+    EXPECT_DOUBLE_EQ(sh.wide_total, 52.0) << K;
+  }
+  // More groups: never faster than the one job's lower bound, work / groups.
+  const auto sh = simulate_shards(equal_costs(8, 1.0), 8, 1, 8, 4);
+  EXPECT_GE(sh.wide_total, sh.whole.work / 8 - 1e-9);
 }
