@@ -71,6 +71,18 @@ JobConfig train_job(Arch arch) {
   return job;
 }
 
+// Softmax regression with weight decay on the scikit-learn 8×8 digits, polished in float64 to
+// ‖∇f‖ ≤ 1e-7: a strictly convex problem with one optimum.
+JobConfig digits_linear_job() {
+  JobConfig job = train_job(Arch::linear);
+  job.path = "digits";
+  job.train.dtype = DType::float64;
+  job.train.polish_iters = 4000;
+  job.train.grad_tol = 1e-7;
+  job.complexity.lambda2 = 0.05;
+  return job;
+}
+
 int rank_of(MPI_Comm c) { int r; MPI_Comm_rank(c, &r); return r; }
 int size_of(MPI_Comm c) { int s; MPI_Comm_size(c, &s); return s; }
 
@@ -144,12 +156,7 @@ TEST(Train, ConvexLinearOnSklearnDigitsReachesItsUniqueOptimum) {
   // out): from two different initialisations the polish reaches ‖∇f‖ ≤ 1e-7, and strong
   // convexity (modulus μ = β/(λ² n) of the mean objective) puts both within 2·1e-7/μ of the one
   // optimum, hence of each other.
-  JobConfig job = train_job(Arch::linear);
-  job.path = "digits";
-  job.train.dtype = DType::float64;
-  job.train.polish_iters = 4000;
-  job.train.grad_tol = 1e-7;
-  job.complexity.lambda2 = 0.05;
+  JobConfig job = digits_linear_job();
   TaskSet ts = taskreach::testing::one_task_of(job, taskreach::testing::sklearn_digits_source(0.2));
   const Task& task = ts.tasks[0];
   ASSERT_GT(task.test_size(), 300);
@@ -172,12 +179,7 @@ TEST(Train, ConvexLinearOnSklearnDigitsReachesItsUniqueOptimum) {
 // The two polishes reach the same MAP point: the unique optimum of the convex model (both
 // within 2·grad_tol/μ of it), and grad_tol on the non-convex MLP from the same SGD end point.
 TEST(Train, NewtonCgAndLbfgsPolishesReachTheSameOptimum) {
-  JobConfig job = train_job(Arch::linear);
-  job.path = "digits";
-  job.train.dtype = DType::float64;
-  job.train.polish_iters = 4000;
-  job.train.grad_tol = 1e-7;
-  job.complexity.lambda2 = 0.05;
+  JobConfig job = digits_linear_job();
   TaskSet ts = taskreach::testing::one_task_of(job, taskreach::testing::sklearn_digits_source(0.2));
   const Task& task = ts.tasks[0];
   ModelShape shape = model_shape(job, ts);
