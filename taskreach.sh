@@ -81,9 +81,11 @@ demo() {
   /usr/bin/python3 analysis/figures.py results/demo.h5
 }
 
+# Tests run JOBS at a time; each MPI test declares its ranks (ctest PROCESSORS), so a 2-rank
+# test on 2 cores runs alone and the single-process tests share the cores.
 run_tests() {
   setup; build
-  ctest --preset release "$@"
+  ctest --preset release --parallel "$JOBS" "$@"
 }
 
 # The asan preset: Debug with -fsanitize=address,undefined; its test preset runs the unit and
@@ -108,7 +110,7 @@ for t in json.load(sys.stdin)["tests"]:
 print(" ".join(sorted(exes)))')
   # shellcheck disable=SC2086
   cmake --build --preset asan -j "$JOBS" --target $targets
-  ctest --preset asan "$@"
+  ctest --preset asan --parallel "$JOBS" "$@"
 }
 
 case "${1:-}" in
