@@ -158,7 +158,13 @@ struct ComplexityConfig {
   // about K outlying eigenvalues (a union over two label spaces, twice as many as its parts).
   bool top_k_auto = true;
   int64_t probes = 16;
-  int64_t lanczos_steps = 30;
+  int64_t lanczos_steps = 30;  // m: the least Lanczos steps per probe
+  // The most: m = ⌈√(1 + c·λ_{k+1})⌉ within [lanczos_steps, lanczos_max], from the top-k solve
+  // (the Gauss rule's error falls like exp(−4m/√κ) for κ = 1 + c·λ_{k+1}).
+  int64_t lanczos_max = 400;
+  int64_t probe_block = 0;     // probes per block product (0: automatic, by memory)
+  // The operator's precision: float32 model and graphs between float64 Krylov vectors, or float64.
+  DType dtype = DType::float64;
   int64_t batch_size = 256;  // samples per curvature-product batch
   double eps_tol = 1e-10;
   // Samples per rank whose autograd graphs the curvature operator holds for the whole solve;

@@ -14,7 +14,13 @@ namespace taskreach {
 struct SpectrumOptions {
   int64_t top_k = 10;
   int64_t probes = 16;
-  int64_t lanczos_steps = 30;
+  int64_t lanczos_steps = 30;    // m, or its least value with lanczos_max > lanczos_steps
+  // m from the deflated spectrum: ⌈√(1 + c·λ_{k+1})⌉ within [lanczos_steps, lanczos_max]
+  // (λ_{k+1} the largest eigenvalue of the complement; the least converged λ_k bounds it).
+  int64_t lanczos_max = 0;      // ≤ lanczos_steps: m = lanczos_steps
+  // Probes whose Lanczos runs advance together, one block product per step (0: all of them,
+  // within a memory bound on their bases). Changes the data passes, not the values.
+  int64_t probe_block = 0;
   double c = 1.0;              // log det(I + c·A)
   double c_alt = 0.0;          // > 0: the same log-det at a second c, from the same Lanczos runs
   uint64_t seed = 1;           // probes: counter-based, keyed by (seed, probe, index)
@@ -40,7 +46,11 @@ struct SpectrumResult {
   // (weight τ² (d − k)/(d P)); the weights sum to 1.
   std::vector<double> esd_nodes, esd_weights;
   int64_t dim = 0;
-  int64_t products = 0;              // operator applications
+  int64_t products = 0;              // operator applications (vectors)
+  int64_t passes = 0;                // passes over the data: single or block products
+  int64_t lanczos_steps = 0;         // m used
+  int64_t probe_block = 0;           // probes per block product used
+  double lambda_next = 0.0;          // the bound on λ_{k+1} that chose m
   double seconds = 0.0;
   double topk_seconds = 0.0, slq_seconds = 0.0;  // its split: the eigensolver, the quadrature
 };

@@ -30,7 +30,8 @@ ModelShape model_shape(const JobConfig& job, const TaskSet& tasks);
 int64_t num_parameters(const ModelShape& shape);
 
 // G v (Gauss–Newton of L_D alone) or H v (exact Hessian of L_D) at fixed weights, on the
-// samples r, r+g, … of the task (this rank's shard), in float64, eval mode. The per-batch
+// samples r, r+g, … of the task (this rank's shard), in float64 (or, with float32, the model
+// and its graphs in float32 between float64 vectors), eval mode. The per-batch
 // graphs are built once here and reused by every product. With 0 < subsample < n, the
 // operator is the sum over a fixed subsample (the samples of curvature_subsample()) scaled
 // by n/n_sub.
@@ -39,13 +40,16 @@ class TorchCurvature final : public CurvatureOperator {
   TorchCurvature(const ModelShape& shape, const std::vector<double>& weights, const Task& task,
                  int shard_rank, int shard_size, Curvature kind, int64_t batch_size,
                  const std::vector<double>& buffers = {}, int64_t subsample = 0, uint64_t seed = 0,
-                 int64_t keep_graphs = -1);
+                 int64_t keep_graphs = -1, bool float32 = false);
   ~TorchCurvature() override;
   // Samples of this shard whose autograd graphs are held for the whole solve (the rest are
   // rebuilt, one micro-batch at a time, in every product).
   int64_t kept_samples() const;
   int64_t dim() const override;
   void apply_shard(const double* v, double* out) override;
+  // One pass over the batches for `count` vectors: each batch's graph is built (or found) once
+  // and serves every vector; the outputs are bitwise those of apply_shard.
+  void apply_shard_block(const double* v, double* out, int64_t count) override;
 
  private:
   struct Impl;

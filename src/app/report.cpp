@@ -162,7 +162,8 @@ std::string prediction_sentence(const RunOutput& out) {
 std::string time_split(const RunOutput& out) {
   static const char* kParts[] = {"time_sgd", "time_polish", "time_topk", "time_slq"};
   static const char* kNames[] = {"SGD", "polish", "top-k", "SLQ"};
-  double total[4] = {0, 0, 0, 0};
+  static const char* kCounts[] = {"polish_iters", "curvature_passes", "hvp"};
+  double total[4] = {0, 0, 0, 0}, counts[3] = {0, 0, 0};
   size_t jobs = 0;
   for (const auto& j : out.jobs) {
     std::istringstream rec(j.record);
@@ -175,6 +176,8 @@ std::string time_split(const RunOutput& out) {
           total[p] += std::atof(kv.c_str() + eq + 1);
           any = true;
         }
+      for (int p = 0; p < 3; ++p)
+        if (kv.compare(0, eq, kCounts[p]) == 0) counts[p] += std::atof(kv.c_str() + eq + 1);
     }
     jobs += any;
   }
@@ -185,6 +188,9 @@ std::string time_split(const RunOutput& out) {
   for (int p = 0; p < 4; ++p)
     os << (p ? ", " : " ") << kNames[p] << " " << num(total[p], 4) << " s (" << num(100.0 * total[p] / sum, 3) << "%)";
   os << "\n";
+  if (counts[0] + counts[1] > 0)
+    os << "data passes per job: polish " << num(counts[0] / double(jobs), 4) << ", curvature " << num(counts[1] / double(jobs), 4)
+       << " (block products; " << num(counts[2] / double(jobs), 4) << " operator-vector products)\n";
   return os.str();
 }
 

@@ -36,6 +36,8 @@ SpectrumOptions spectrum_options(const JobConfig& job) {
   so.top_k = job.complexity.top_k;
   so.probes = job.complexity.probes;
   so.lanczos_steps = job.complexity.lanczos_steps;
+  so.lanczos_max = job.complexity.lanczos_max;
+  so.probe_block = job.complexity.probe_block;
   so.c = job.logdet_c();
   // The other convention from the same Lanczos runs: laplace c = λ²/β, paper 2λ²/β.
   const auto& cc = job.complexity;
@@ -53,7 +55,8 @@ SpectrumResult spectrum_at(MPI_Comm group, const JobConfig& job, const ModelShap
   MPI_Comm_rank(group, &rank);
   MPI_Comm_size(group, &size);
   TorchCurvature op(shape, weights, task, rank, size, job.complexity.curvature, job.complexity.batch_size, buffers,
-                    job.complexity.samples, job.seed, job.complexity.graph_samples);
+                    job.complexity.samples, job.seed, job.complexity.graph_samples,
+                    job.complexity.dtype == DType::float32);
   SpectrumOptions o = so;
   if (job.complexity.top_k_auto) o.top_k = std::max<int64_t>(o.top_k, int64_t(task.active_rows.size()));
   return estimate_spectrum(group, op, o);
@@ -97,16 +100,17 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
     // third of its probe error. Otherwise the solve is rerun once with 2m steps (its cost
     // counted too); still failing, the job is marked and left out of the analysis.
     if (job.complexity.quadrature_check && sp.quadrature_change > sp.logdet_stderr / 3.0) {
-      so.lanczos_steps *= 2;
+      so.lanczos_steps = so.lanczos_max = 2 * sp.lanczos_steps;
       SpectrumResult again = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
       again.products += sp.products;
+      again.passes += sp.passes;
       again.seconds += sp.seconds;
       again.topk_seconds += sp.topk_seconds;
       again.slq_seconds += sp.slq_seconds;
       sp = std::move(again);
       if (sp.quadrature_change > sp.logdet_stderr / 3.0) m.flags |= job_flag::quadrature_unconverged;
     }
-    m.lanczos_steps = so.lanczos_steps;
+    m.lanczos_steps = sp.lanczos_steps;
     m.logdet = sp.logdet;
     m.logdet_stderr = sp.logdet_stderr;
     m.quadrature_change = sp.quadrature_change;
@@ -117,6 +121,7 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
     m.eigenvalues = sp.eigenvalues;
     m.residuals = sp.residuals;
     m.products = sp.products;
+    m.curvature_passes = sp.passes;
     m.curvature_seconds = sp.seconds;
     m.topk_seconds = sp.topk_seconds;
     m.slq_seconds = sp.slq_seconds;

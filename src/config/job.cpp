@@ -620,7 +620,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     auto& c = job.complexity;
     r.only(*t, "complexity", {"beta", "lambda2", "logdet_scale", "curvature", "top_k", "probes",
                               "lanczos_steps", "batch_size", "eps_tol", "samples", "graph_samples",
-                              "quadrature_check"});
+                              "quadrature_check", "lanczos_max", "probe_block", "dtype"});
     r.get(*t, "complexity", "beta", c.beta);
     r.positive("complexity.beta", c.beta);
     r.get(*t, "complexity", "lambda2", c.lambda2);
@@ -634,6 +634,17 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
     r.at_least("complexity.probes", c.probes, 2);
     r.get(*t, "complexity", "lanczos_steps", c.lanczos_steps);
     r.at_least("complexity.lanczos_steps", c.lanczos_steps, 2);
+    if (t->get("lanczos_max")) {
+      r.get(*t, "complexity", "lanczos_max", c.lanczos_max);
+      if (c.lanczos_max < c.lanczos_steps)
+        r.fail("complexity.lanczos_max", std::to_string(c.lanczos_max) + ": expected at least lanczos_steps (" +
+                                             std::to_string(c.lanczos_steps) + "); equal to it fixes m");
+    } else {
+      c.lanczos_max = std::max(c.lanczos_max, c.lanczos_steps);
+    }
+    r.get(*t, "complexity", "probe_block", c.probe_block);
+    r.at_least("complexity.probe_block", c.probe_block, 0);
+    r.choice(*t, "complexity", "dtype", c.dtype, "dtype");
     r.get(*t, "complexity", "batch_size", c.batch_size);
     r.at_least("complexity.batch_size", c.batch_size, 1);
     r.get(*t, "complexity", "eps_tol", c.eps_tol);

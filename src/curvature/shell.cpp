@@ -2,6 +2,7 @@
 
 #include "taskreach/collective.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <type_traits>
 
@@ -50,8 +51,54 @@ PetscErrorCode ShellOperator::mult(Mat A, Vec x, Vec y) {
   PetscCallMPI(MPI_Reduce_scatter(self->partial_.data(), out, self->counts_.data(), MPI_DOUBLE, MPI_SUM, comm));
   PetscCall(VecRestoreArray(y, &out));
   ++self->products_;
+  ++self->passes_;
   self->seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   PetscFunctionReturn(0);
+}
+
+void ShellOperator::mult_block(const std::vector<Vec>& x, const std::vector<Vec>& y) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t count = x.size(), d = partial_.size();
+  if (count == 0) return;
+  block_in_.resize(count * d);
+  block_out_.resize(count * d);
+  for (size_t j = 0; j < count; ++j) {
+    TASKREACH_PETSC(VecScatterBegin(to_all_, x[j], full_, INSERT_VALUES, SCATTER_FORWARD));
+    TASKREACH_PETSC(VecScatterEnd(to_all_, x[j], full_, INSERT_VALUES, SCATTER_FORWARD));
+    const PetscScalar* v = nullptr;
+    TASKREACH_PETSC(VecGetArrayRead(full_, &v));
+    std::copy(v, v + d, block_in_.begin() + long(j * d));
+    TASKREACH_PETSC(VecRestoreArrayRead(full_, &v));
+  }
+  const std::string what = util::failure_of(
+      [&] { op_.apply_shard_block(block_in_.data(), block_out_.data(), static_cast<int64_t>(count)); });
+  agree_or_throw(comm_, what.empty(), what, "block product");
+  // One reduce-scatter for the block: rank r receives its range of every vector, so the send
+  // buffer holds, rank after rank, that range of vector 0, 1, ….
+  std::vector<int> counts(counts_.size());
+  block_send_.resize(count * d);
+  size_t at = 0, lo = 0;
+  for (size_t r = 0; r < counts_.size(); ++r) {
+    const size_t c = size_t(counts_[r]);
+    for (size_t j = 0; j < count; ++j, at += c)
+      std::copy(block_out_.begin() + long(j * d + lo), block_out_.begin() + long(j * d + lo + c), block_send_.begin() + long(at));
+    counts[r] = static_cast<int>(c * count);
+    lo += c;
+  }
+  int rank = 0;
+  TASKREACH_MPI(MPI_Comm_rank(comm_, &rank));
+  const size_t local = size_t(counts_[size_t(rank)]);
+  block_recv_.resize(local * count);
+  TASKREACH_MPI(MPI_Reduce_scatter(block_send_.data(), block_recv_.data(), counts.data(), MPI_DOUBLE, MPI_SUM, comm_));
+  for (size_t j = 0; j < count; ++j) {
+    PetscScalar* out = nullptr;
+    TASKREACH_PETSC(VecGetArray(y[j], &out));
+    std::copy(block_recv_.begin() + long(j * local), block_recv_.begin() + long((j + 1) * local), out);
+    TASKREACH_PETSC(VecRestoreArray(y[j], &out));
+  }
+  products_ += int64_t(count);
+  ++passes_;
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace taskreach::detail

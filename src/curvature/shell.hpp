@@ -21,7 +21,11 @@ class ShellOperator {
   MPI_Comm comm() const { return comm_; }
   Mat mat() const { return mat_; }
   Vec vec_like() const { return x_; }           // a distributed Vec of the operator's layout
-  int64_t products() const { return products_; }
+  int64_t products() const { return products_; }  // vectors applied
+  int64_t passes() const { return passes_; }      // MatMults and block products
+  // y[j] = A x[j] for every j in one block product (one pass over each shard's data), with
+  // MatMult's agreement on the shards' outcome: throws the same error on every rank.
+  void mult_block(const std::vector<Vec>& x, const std::vector<Vec>& y);
   double seconds() const { return seconds_; }
 
  private:
@@ -33,7 +37,8 @@ class ShellOperator {
   OwnedScatter to_all_;
   std::vector<double> partial_;
   std::vector<int> counts_;
-  int64_t products_ = 0;
+  std::vector<double> block_in_, block_out_, block_send_, block_recv_;
+  int64_t products_ = 0, passes_ = 0;
   double seconds_ = 0.0;
 };
 

@@ -1,7 +1,9 @@
 // Top-k eigenpairs with SLEPc and log det(I + cA) by deflated stochastic Lanczos
 // quadrature (DESIGN §2): log det = Σ_k log(1 + cλ_k) + E_z[zᵀ log(I + c P⊥AP⊥) z].
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 
 #include "shell.hpp"
 #include "taskreach/formulas.hpp"
@@ -58,13 +60,16 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
 
   // --- top-k: Krylov–Schur, Hermitian, largest real; defaults first, options last.
   const PetscInt k = static_cast<PetscInt>(std::min<int64_t>(opt.top_k, d));
+  // With m chosen from the spectrum, one pair more than deflated: its eigenvalue is λ_{k+1}.
+  const bool choose_m = opt.lanczos_max > opt.lanczos_steps;
+  const PetscInt k_solve = choose_m ? std::min<PetscInt>(k + 1, d) : k;
   OwnedEPS eps;
   TASKREACH_PETSC(EPSCreate(A.comm(), &eps));
   TASKREACH_PETSC(EPSSetOperators(eps, A.mat(), nullptr));
   TASKREACH_PETSC(EPSSetProblemType(eps, EPS_HEP));
   TASKREACH_PETSC(EPSSetType(eps, EPSKRYLOVSCHUR));
   TASKREACH_PETSC(EPSSetWhichEigenpairs(eps, EPS_LARGEST_REAL));
-  TASKREACH_PETSC(EPSSetDimensions(eps, k, PETSC_DEFAULT, PETSC_DEFAULT));
+  TASKREACH_PETSC(EPSSetDimensions(eps, k_solve, PETSC_DEFAULT, PETSC_DEFAULT));
   TASKREACH_PETSC(EPSSetTolerances(eps, opt.eps_tol, 10000));
   TASKREACH_PETSC(EPSSetOptionsPrefix(eps, opt.prefix.c_str()));
   {
@@ -101,38 +106,90 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
   const auto t_topk = std::chrono::steady_clock::now();
   res.topk_seconds = std::chrono::duration<double>(t_topk - t0).count();
 
-  // --- SLQ on the complement of the converged eigenvectors.
-  const PetscInt m = std::max<PetscInt>(1, std::min<PetscInt>(static_cast<PetscInt>(opt.lanczos_steps), d - res.converged));
-  OwnedVecs Q(A.vec_like(), m + 1);
+  // --- m from the deflated spectrum: the complement's eigenvalues lie in [0, λ_{k+1}];
+  // Gauss quadrature of log on [1, κ], κ = 1 + cλ_{k+1}, loses accuracy like exp(−4m/√κ), so m
+  // grows like √κ, within [lanczos_steps, lanczos_max]. λ_{k+1} is the extra pair's eigenvalue
+  // where it converged, else the least deflated one (an upper bound).
+  PetscInt m = static_cast<PetscInt>(opt.lanczos_steps);
+  if (choose_m && (nconv > k || res.converged > 0)) {
+    PetscScalar next = res.converged > 0 ? res.eigenvalues.back() : 0.0;
+    if (nconv > k) TASKREACH_PETSC(EPSGetEigenvalue(eps, k, &next, nullptr));
+    res.lambda_next = std::max(0.0, double(next));
+    const double want = std::ceil(std::sqrt(1.0 + opt.c * res.lambda_next));
+    m = static_cast<PetscInt>(std::clamp(want, double(opt.lanczos_steps), double(opt.lanczos_max)));
+  }
+  m = std::max<PetscInt>(1, std::min<PetscInt>(m, d - res.converged));
+  res.lanczos_steps = m;
+
+  // --- SLQ on the complement of the converged eigenvectors: the probes of a block advance
+  // together, one block product per Lanczos step; each probe's arithmetic is what it would
+  // be alone, so the values do not depend on the block size.
+  PetscInt block = static_cast<PetscInt>(opt.probe_block > 0 ? std::min(opt.probe_block, opt.probes) : opt.probes);
+  if (opt.probe_block <= 0) {
+    // Automatic: the bases (m + 1 local vectors per probe) and the gathered block (2 full
+    // vectors per probe) within kBlockBytes per rank.
+    constexpr double kBlockBytes = 1024.0 * 1024.0 * 1024.0;
+    PetscInt local = 0;
+    TASKREACH_PETSC(VecGetLocalSize(A.vec_like(), &local));
+    const double per_probe = 8.0 * (double(m + 1) * double(local) + 2.0 * double(d));
+    block = std::max<PetscInt>(1, std::min<PetscInt>(block, static_cast<PetscInt>(kBlockBytes / per_probe)));
+  }
+  res.probe_block = block;
   std::vector<PetscScalar> coef;
   std::vector<std::vector<double>> alpha(static_cast<size_t>(opt.probes)), beta(alpha.size());
   std::vector<std::vector<double>> alpha_half(alpha.size()), beta_half(alpha.size());
   std::vector<double> znorm2(alpha.size());
-  for (int64_t p = 0; p < opt.probes; ++p) {
-    Vec q0 = Q[0];
-    fill_rademacher(q0, opt.seed, static_cast<uint64_t>(p));
-    orthogonalize(q0, res.converged, V.data(), coef);
-    PetscReal nz = 0;
-    TASKREACH_PETSC(VecNormalize(q0, &nz));
-    znorm2[p] = nz * nz;
-    auto& a = alpha[p];
-    auto& b = beta[p];
-    for (PetscInt j = 0; j < m; ++j) {
-      TASKREACH_PETSC(MatMult(A.mat(), Q[j], w));
-      PetscScalar aj = 0;
-      TASKREACH_PETSC(VecDot(w, Q[j], &aj));
-      a.push_back(aj);
-      if (j + 1 == m) break;
-      // Full reorthogonalisation against the Lanczos basis and the deflated eigenvectors.
-      orthogonalize(w, j + 1, Q.data(), coef);
-      orthogonalize(w, res.converged, V.data(), coef);
-      PetscReal bj = 0;
-      TASKREACH_PETSC(VecNorm(w, NORM_2, &bj));
-      if (bj <= 1e-12 * std::max(1.0, std::fabs(aj))) break;  // invariant subspace found
-      b.push_back(bj);
-      TASKREACH_PETSC(VecAXPBY(Q[j + 1], 1.0 / bj, 0.0, w));
+  for (PetscInt p0 = 0; p0 < PetscInt(opt.probes); p0 += block) {
+    const PetscInt nb = std::min<PetscInt>(block, PetscInt(opt.probes) - p0);
+    std::vector<std::unique_ptr<OwnedVecs>> Q;
+    OwnedVecs W(A.vec_like(), nb);
+    std::vector<bool> active(size_t(nb), true);
+    for (PetscInt i = 0; i < nb; ++i) {
+      Q.push_back(std::make_unique<OwnedVecs>(A.vec_like(), m + 1));
+      Vec q0 = (*Q[i])[0];
+      fill_rademacher(q0, opt.seed, static_cast<uint64_t>(p0 + i));
+      orthogonalize(q0, res.converged, V.data(), coef);
+      PetscReal nz = 0;
+      TASKREACH_PETSC(VecNormalize(q0, &nz));
+      znorm2[size_t(p0 + i)] = nz * nz;
     }
+    for (PetscInt j = 0; j < m; ++j) {
+      std::vector<Vec> in, out;
+      std::vector<PetscInt> who;
+      for (PetscInt i = 0; i < nb; ++i)
+        if (active[size_t(i)]) in.push_back((*Q[i])[j]), out.push_back(W[i]), who.push_back(i);
+      if (who.empty()) break;
+      if (who.size() == 1) TASKREACH_PETSC(MatMult(A.mat(), in[0], out[0]));
+      else A.mult_block(in, out);
+      for (PetscInt i : who) {
+        auto& a = alpha[size_t(p0 + i)];
+        auto& b = beta[size_t(p0 + i)];
+        Vec w_i = W[i];
+        PetscScalar aj = 0;
+        TASKREACH_PETSC(VecDot(w_i, (*Q[i])[j], &aj));
+        a.push_back(aj);
+        if (j + 1 == m) {
+          active[size_t(i)] = false;
+          continue;
+        }
+        // Full reorthogonalisation against the Lanczos basis and the deflated eigenvectors.
+        orthogonalize(w_i, j + 1, Q[i]->data(), coef);
+        orthogonalize(w_i, res.converged, V.data(), coef);
+        PetscReal bj = 0;
+        TASKREACH_PETSC(VecNorm(w_i, NORM_2, &bj));
+        if (bj <= 1e-12 * std::max(1.0, std::fabs(aj))) {  // invariant subspace found
+          active[size_t(i)] = false;
+          continue;
+        }
+        b.push_back(bj);
+        TASKREACH_PETSC(VecAXPBY((*Q[i])[j + 1], 1.0 / bj, 0.0, w_i));
+      }
+    }
+  }
+  for (size_t p = 0; p < alpha.size(); ++p) {
     // The quadrature check: the same probe truncated at m/2 steps.
+    const auto& a = alpha[p];
+    const auto& b = beta[p];
     const size_t half = std::max<size_t>(1, a.size() / 2);
     alpha_half[p].assign(a.begin(), a.begin() + static_cast<long>(half));
     beta_half[p].assign(b.begin(), b.begin() + static_cast<long>(std::min(half - 1, b.size())));
@@ -183,6 +240,7 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
   }
   detail::agree_or_throw(A.comm(), ok, what, "quadrature");
   res.products = A.products();
+  res.passes = A.passes();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.slq_seconds = res.seconds - res.topk_seconds;
   return res;

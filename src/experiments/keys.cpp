@@ -76,8 +76,10 @@ std::string measure_settings(const JobConfig& job) {
     << " lambda2=" << c.lambda2 << " scale=" << to_string(c.logdet_scale) << " curvature=" << to_string(c.curvature)
     << " top_k=" << c.top_k << " probes=" << c.probes << " lanczos=" << c.lanczos_steps << " B=" << c.batch_size
     << " eps_tol=" << c.eps_tol << " samples=" << c.samples << " polish_method=" << to_string(t.polish)
-    << " top_k_auto=" << c.top_k_auto << " quadrature_check=" << c.quadrature_check;
-  // Not keyed: complexity.graph_samples (how many graphs are held in memory changes no product).
+    << " top_k_auto=" << c.top_k_auto << " quadrature_check=" << c.quadrature_check
+    << " lanczos_max=" << c.lanczos_max << " operator_dtype=" << to_string(c.dtype);
+  // Not keyed: complexity.graph_samples (how many graphs are held in memory changes no product)
+  // and probe_block (the probes of a block are advanced together, each as it would be alone).
   return o.str();
 }
 

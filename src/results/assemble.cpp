@@ -160,7 +160,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
       rec << "seed=" << train_seed(job, s) << " gamma=" << m.weight_decay << " lr=" << job.train.lr
           << " B=" << job.train.batch_size << " sgd_steps=" << m.sgd_steps << " polish_iters=" << m.polish_iters
           << " grad_norm=" << m.grad_norm << " dtype=" << to_string(job.train.dtype) << "+float64_polish threads=1"
-          << " n=" << jobs[jb].task.size() << " hvp=" << m.products
+          << " n=" << jobs[jb].task.size() << " hvp=" << m.products << " curvature_passes=" << m.curvature_passes
           << " eps=" << m.eps_converged << "/" << m.eps_requested << " lanczos_steps=" << m.lanczos_steps
           << " quadrature_change=" << m.quadrature_change
           << " logdet_stderr=" << m.logdet_stderr << " time_sgd=" << m.sgd_seconds
@@ -195,6 +195,8 @@ void job_attributes(RunOutput& out, const JobConfig& job, int world_size) {
   if (cc.top_k_auto) out.attrs_str["top_k_rule"] = "max(top_k, the job's active head rows)";
   out.attrs_i64["probes"] = cc.probes;
   out.attrs_i64["lanczos_steps"] = cc.lanczos_steps;
+  out.attrs_i64["lanczos_max"] = cc.lanczos_max;
+  out.attrs_str["curvature_dtype"] = to_string(cc.dtype);
 }
 
 }  // namespace taskreach

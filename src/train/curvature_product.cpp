@@ -48,7 +48,6 @@ struct TorchCurvature::Impl {
     b.grad.clear();
     b.built = false;
   }
-  std::vector<torch::Tensor> acc;  // the product, accumulated over batches (scratch, reused)
   double scale = 1.0;              // n / n_sub
   int64_t d = 0;
 };
@@ -57,7 +56,7 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
                                const Task& task, int shard_rank, int shard_size,
                                Curvature kind, int64_t batch_size,
                                const std::vector<double>& buffers, int64_t subsample, uint64_t seed,
-                               int64_t keep_graphs)
+                               int64_t keep_graphs, bool float32)
     : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.ggn = kind == Curvature::ggn;
@@ -71,7 +70,13 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
                                 " entries, the model " + std::to_string(m.d));
   detail::unflatten(weights.data(), m.params);
   if (!buffers.empty()) detail::unflatten(buffers.data(), detail::float_buffers(*m.net));
-  for (const auto& p : m.params) m.acc.push_back(torch::zeros_like(p));
+  // float32: w* rounded once, the graphs and products in float32, the sums over batches and
+  // the Krylov vectors in float64.
+  const torch::Dtype dtype = float32 ? torch::kFloat : torch::kDouble;
+  if (float32) {
+    m.net->to(torch::kFloat);
+    m.params = m.net->parameters();
+  }
   m.mask = detail::head_mask(shape.k_tot, task.active_rows);
   // This rank's shard (every g-th sample) of the samples the curvature is taken over.
   const auto chosen = curvature_subsample(task.size(), subsample, seed);
@@ -79,7 +84,7 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
   std::vector<int64_t> mine;
   for (size_t q = size_t(shard_rank); q < chosen.size(); q += size_t(shard_size)) mine.push_back(chosen[q]);
   const auto idx = torch::tensor(mine, torch::kLong).to(detail::device());
-  const auto x = detail::features(task, torch::kDouble).index_select(0, idx);
+  const auto x = detail::features(task, dtype).index_select(0, idx);
   const auto y = detail::labels(task).index_select(0, idx);
   for (int64_t b0 = 0; b0 < x.size(0); b0 += batch_size) {
     const int64_t b1 = std::min<int64_t>(x.size(0), b0 + batch_size);
@@ -110,37 +115,48 @@ std::vector<int64_t> curvature_subsample(int64_t n, int64_t count, uint64_t seed
 
 int64_t TorchCurvature::dim() const { return impl_->d; }
 
-void TorchCurvature::apply_shard(const double* v, double* out) {
+void TorchCurvature::apply_shard(const double* v, double* out) { apply_shard_block(v, out, 1); }
+
+void TorchCurvature::apply_shard_block(const double* v, double* out, int64_t count) {
   auto& m = *impl_;
-  std::vector<torch::Tensor> vs;
-  auto& acc = m.acc;
-  int64_t off = 0;
   const auto dev = m.params[0].device();
-  for (const auto& p : m.params) {
-    vs.push_back(torch::from_blob(const_cast<double*>(v + off), p.sizes(), torch::kDouble).to(dev));
-    off += p.numel();
+  const auto dtype = m.params[0].scalar_type();
+  // Per vector: its parts shaped like the parameters (in the model's precision), and its
+  // accumulator (float64 whatever the model's precision).
+  std::vector<std::vector<torch::Tensor>> vs(static_cast<size_t>(count)), acc(static_cast<size_t>(count));
+  for (int64_t j = 0; j < count; ++j) {
+    int64_t off = 0;
+    for (const auto& p : m.params) {
+      vs[size_t(j)].push_back(
+          torch::from_blob(const_cast<double*>(v + j * m.d + off), p.sizes(), torch::kDouble).to(dev, dtype));
+      acc[size_t(j)].push_back(torch::zeros(p.sizes(), torch::TensorOptions(torch::kDouble).device(dev)));
+      off += p.numel();
+    }
   }
-  for (auto& a : acc) a.zero_();
   for (auto& b : m.batches) {
     const bool transient = !b.built;
-    if (transient) m.build(b);
-    std::vector<torch::Tensor> r;
-    if (m.ggn) {
-      auto jv = torch::autograd::grad(b.jtu, {b.u}, vs, /*retain_graph=*/true)[0];
-      auto mjv = b.p * jv - b.p * (b.p * jv).sum(1, /*keepdim=*/true);  // (diag p − ppᵀ) J v
-      r = torch::autograd::grad({b.logits}, m.params, {mjv}, /*retain_graph=*/true);
-    } else {
-      r = torch::autograd::grad(b.grad, m.params, vs, /*retain_graph=*/true);
+    if (transient) m.build(b);  // once per pass, for every vector of the block
+    for (int64_t j = 0; j < count; ++j) {
+      std::vector<torch::Tensor> r;
+      if (m.ggn) {
+        auto jv = torch::autograd::grad(b.jtu, {b.u}, vs[size_t(j)], /*retain_graph=*/true)[0];
+        auto mjv = b.p * jv - b.p * (b.p * jv).sum(1, /*keepdim=*/true);  // (diag p − ppᵀ) J v
+        r = torch::autograd::grad({b.logits}, m.params, {mjv}, /*retain_graph=*/true);
+      } else {
+        r = torch::autograd::grad(b.grad, m.params, vs[size_t(j)], /*retain_graph=*/true);
+      }
+      for (size_t k = 0; k < r.size(); ++k) acc[size_t(j)][k].add_(r[k]);
     }
-    for (size_t k = 0; k < acc.size(); ++k) acc[k].add_(r[k]);
     if (transient) m.release(b);
   }
-  off = 0;
-  for (size_t k = 0; k < acc.size(); ++k) {
-    if (m.scale != 1.0) acc[k].mul_(m.scale);
-    auto host = acc[k].to(torch::kCPU).contiguous();
-    std::copy(host.data_ptr<double>(), host.data_ptr<double>() + host.numel(), out + off);
-    off += host.numel();
+  for (int64_t j = 0; j < count; ++j) {
+    int64_t off = 0;
+    for (auto& a : acc[size_t(j)]) {
+      if (m.scale != 1.0) a.mul_(m.scale);
+      auto host = a.to(torch::kCPU).contiguous();
+      std::copy(host.data_ptr<double>(), host.data_ptr<double>() + host.numel(), out + j * m.d + off);
+      off += host.numel();
+    }
   }
 }
 

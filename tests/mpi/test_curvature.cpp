@@ -360,3 +360,133 @@ TEST(Curvature, SpectrumMatchesDenseEigensolveAndRanks) {
               exact, s1.logdet, s1.logdet_stderr, exact2, s1.logdet_alt, s1.logdet_alt_stderr, trace, s1.trace,
               s1.trace_stderr);
 }
+
+// A block product is the single products, bitwise, for both curvatures, with graphs held and
+// rebuilt (where one pass serves every vector of the block).
+TEST(Curvature, BlockProductsAreTheSingleProductsBitwise) {
+  Fixture f(Arch::mlp, {6});
+  for (Curvature kind : {Curvature::ggn, Curvature::hessian})
+    for (int64_t keep : {int64_t(-1), int64_t(0)}) {
+      TorchCurvature op(f.shape, f.w, f.task, world_rank(), world_size(), kind, 64, {}, 0, 0, keep);
+      const size_t d = size_t(op.dim());
+      constexpr int64_t kCount = 3;
+      std::vector<double> v(kCount * d), block(kCount * d), one(d);
+      for (size_t i = 0; i < v.size(); ++i) v[i] = rademacher(8, i / d, i % d) * (1.0 + 0.1 * double(i / d));
+      op.apply_shard_block(v.data(), block.data(), kCount);
+      for (int64_t j = 0; j < kCount; ++j) {
+        op.apply_shard(v.data() + j * int64_t(d), one.data());
+        for (size_t i = 0; i < d; ++i) ASSERT_EQ(block[size_t(j) * d + i], one[i]) << "vector " << j << " entry " << i;
+      }
+    }
+}
+
+// Probes advanced in blocks give the probes advanced one by one, bitwise, in one block product
+// per Lanczos step instead of one product per probe and step.
+TEST(Curvature, ProbeBlocksChangePassesNotValues) {
+  Fixture f(Arch::mlp, {6});
+  TorchCurvature op(f.shape, f.w, f.task, world_rank(), world_size(), Curvature::ggn, 64);
+  SpectrumOptions so;
+  so.top_k = 10;
+  so.probes = 8;
+  so.lanczos_steps = 20;
+  so.seed = 4;
+  so.probe_block = 1;
+  const auto one = estimate_spectrum(MPI_COMM_WORLD, op, so);
+  so.probe_block = 3;
+  const auto three = estimate_spectrum(MPI_COMM_WORLD, op, so);
+  so.probe_block = 0;
+  const auto all = estimate_spectrum(MPI_COMM_WORLD, op, so);
+  EXPECT_EQ(one.probe_block, 1);
+  EXPECT_EQ(three.probe_block, 3);
+  EXPECT_EQ(all.probe_block, 8);
+  for (const auto* s : {&three, &all}) {
+    ASSERT_EQ(s->probe_values.size(), one.probe_values.size());
+    for (size_t p = 0; p < one.probe_values.size(); ++p) {
+      EXPECT_EQ(s->probe_values[p], one.probe_values[p]) << "probe " << p;
+      EXPECT_EQ(s->probe_values_half[p], one.probe_values_half[p]) << "probe " << p;
+      EXPECT_EQ(s->trace_probes[p], one.trace_probes[p]) << "probe " << p;
+    }
+    EXPECT_EQ(s->logdet, one.logdet);
+    EXPECT_EQ(s->products, one.products);
+  }
+  // The SLQ part: 8 probes × 20 steps = 160 single products, or 20 block products (7 blocks of
+  // 3 probes, the last of 2 → 3 × 20 passes); the top-k solve is the same in all three.
+  const int64_t topk_passes = one.passes - 8 * 20;
+  EXPECT_GT(topk_passes, 0);
+  EXPECT_EQ(three.passes, topk_passes + 3 * 20);
+  EXPECT_EQ(all.passes, topk_passes + 20);
+  if (world_rank() == 0)
+    std::printf("passes: %d one by one, %d in blocks of 3, %d in one block (%d products)\n", int(one.passes),
+                int(three.passes), int(all.passes), int(one.products));
+}
+
+// The float32 operator (model and graphs in float32, float64 Krylov vectors) against float64 on
+// the dense-reference models: log det within 0.1%, same probes.
+TEST(Curvature, Float32OperatorAgreesWithFloat64InLogDet) {
+  Fixture mlp(Arch::mlp, {6});
+  Fixture linear(Arch::linear, {}, sklearn_digits_task(), 8, 10);
+  for (const Fixture* f : {&mlp, &linear}) {
+    TorchCurvature f64(f->shape, f->w, f->task, world_rank(), world_size(), Curvature::ggn, 64);
+    TorchCurvature f32(f->shape, f->w, f->task, world_rank(), world_size(), Curvature::ggn, 64, {}, 0, 0, -1, true);
+    SpectrumOptions so;
+    so.top_k = 20;
+    so.probes = 16;
+    so.lanczos_steps = 30;
+    so.seed = 6;
+    const auto a = estimate_spectrum(MPI_COMM_WORLD, f64, so);
+    const auto b = estimate_spectrum(MPI_COMM_WORLD, f32, so);
+    EXPECT_NEAR(b.logdet, a.logdet, 1e-3 * std::fabs(a.logdet));
+    EXPECT_NEAR(b.eigenvalues[0], a.eigenvalues[0], 1e-4 * a.eigenvalues[0]);
+    if (world_rank() == 0)
+      std::printf("float32 operator (d = %d): log det %.6f against %.6f in float64 (relative %.2e)\n",
+                  int(f64.dim()), b.logdet, a.logdet, std::fabs(b.logdet - a.logdet) / std::fabs(a.logdet));
+  }
+}
+
+namespace {
+// diag(λ) as a sum over the ranks' shares (each rank λ/size), no torch.
+class DiagonalOperator final : public CurvatureOperator {
+ public:
+  explicit DiagonalOperator(std::vector<double> lambda) : l_(std::move(lambda)) {}
+  int64_t dim() const override { return int64_t(l_.size()); }
+  void apply_shard(const double* v, double* out) override {
+    const double share = 1.0 / double(world_size());
+    for (size_t i = 0; i < l_.size(); ++i) out[i] = share * l_[i] * v[i];
+  }
+
+ private:
+  std::vector<double> l_;
+};
+}  // namespace
+
+// A sharp spectrum: c·λ_{k+1} = 10⁵ after deflation. For a diagonal operator Rademacher probes
+// are exact (zᵀf(A)z = Σ f(λ_i)), so the only error is the Gauss rule's. With m = 30 it
+// overestimates the log det by several per cent; m chosen from λ_k (⌈√(1 + cλ_k)⌉) brings it
+// within 0.1%, and the m/2 check flags the fixed m.
+TEST(Curvature, LanczosStepsFollowTheDeflatedSpectrum) {
+  const int64_t d = 600, k = 10;
+  std::vector<double> lambda(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i)
+    lambda[size_t(i)] = i < k ? 1e6 * double(k - i + 1) : 1e5 * std::pow(1e-9, double(i - k) / double(d - k - 1));
+  DiagonalOperator op(lambda);
+  double exact = 0;
+  for (double l : lambda) exact += std::log1p(l);
+  SpectrumOptions so;
+  so.top_k = k;
+  so.probes = 4;
+  so.lanczos_steps = 30;
+  so.seed = 2;
+  const auto fixed = estimate_spectrum(MPI_COMM_WORLD, op, so);
+  so.lanczos_max = 400;
+  const auto chosen = estimate_spectrum(MPI_COMM_WORLD, op, so);
+  ASSERT_EQ(chosen.converged, k);
+  EXPECT_EQ(fixed.lanczos_steps, 30);
+  EXPECT_NEAR(chosen.lambda_next, 1e5, 1e-6 * 1e5);  // the extra pair: λ_{k+1}, not the bound λ_k
+  EXPECT_EQ(chosen.lanczos_steps, int64_t(std::ceil(std::sqrt(1.0 + chosen.lambda_next))));
+  EXPECT_GT(fixed.logdet - exact, 0.02 * exact);          // the fixed rule's bias, upwards
+  EXPECT_LT(std::fabs(chosen.logdet - exact), 1e-3 * exact);
+  EXPECT_GT(fixed.quadrature_change, 10 * chosen.quadrature_change);
+  if (world_rank() == 0)
+    std::printf("c·λ_{k+1} = 1e5: log det exact %.2f; m = 30: %+.2f%%; m = %d: %+.3f%%\n", exact,
+                100 * (fixed.logdet - exact) / exact, int(chosen.lanczos_steps), 100 * (chosen.logdet - exact) / exact);
+}
