@@ -21,13 +21,23 @@ namespace taskreach {
 struct Plan {
   int64_t n_tasks = 0;
   int64_t d = 0;                        // parameters of every model of the job
-  std::vector<PlannedJob> jobs;         // singles first, in task order
+  // Singles first, in task order. Each holds its sample set's header only (names, keys, labels,
+  // head rows: no features, no test split): job_task() builds the features again from the
+  // member tasks when the job runs, so a rank holds the N tasks and the job it runs, never the
+  // N(N − 1)/2 unions.
+  std::vector<PlannedJob> jobs;
+  std::vector<std::vector<int64_t>> members;  // [job]: its task indices (one, or a union's two)
+  std::vector<uint64_t> content;        // [job]: sample_set_key of its whole sample set
   std::vector<std::vector<int64_t>> job_of;  // [i][j]: job of D_i ∪ D_j; [i][i] = single i
   int64_t seeds = 1;
   int64_t work_items() const { return static_cast<int64_t>(jobs.size()) * seeds; }
 };
 
 Plan make_plan(const JobConfig& job, const TaskSet& tasks);
+
+// Job j of the plan with its features (and, for a single, its test split): the task itself,
+// or the union of its two members, built now.
+PlannedJob job_task(const Plan& plan, size_t j, const TaskSet& tasks);
 
 // --- Stored-result keys by effective inputs (keys.cpp). A job's key names what that job
 // alone depends on: its sample set's content (features after every transform, labels as head

@@ -31,20 +31,45 @@ Plan make_plan(const JobConfig& job, const TaskSet& tasks) {
   plan.d = num_parameters(shape);
   plan.job_of.assign(size_t(N), std::vector<int64_t>(size_t(N), -1));
   std::map<uint64_t, int64_t> by_identity;
-  auto add = [&](Task t, const std::string& name) {
+  // A header of the task: what the plan, the keys and the assembly read, without the data.
+  auto header = [](const Task& t) {
+    Task h;
+    h.name = t.name;
+    h.dim = t.dim;
+    h.y = t.y;
+    h.keys = t.keys;
+    h.active_rows = t.active_rows;
+    h.identity = t.identity;
+    h.random_label_indices = t.random_label_indices;
+    return h;
+  };
+  auto add = [&](const Task& t, const std::string& name, std::vector<int64_t> members) {
     auto it = by_identity.find(t.identity);
     if (it != by_identity.end()) return it->second;
-    plan.jobs.push_back({name, std::move(t)});
-    return by_identity[plan.jobs.back().task.identity] = int64_t(plan.jobs.size()) - 1;
+    plan.jobs.push_back({name, header(t)});
+    plan.members.push_back(std::move(members));
+    plan.content.push_back(sample_set_key(t));
+    return by_identity[t.identity] = int64_t(plan.jobs.size()) - 1;
   };
-  for (int64_t i = 0; i < N; ++i) plan.job_of[i][i] = add(tasks.tasks[size_t(i)], "single:" + tasks.tasks[size_t(i)].name);
+  for (int64_t i = 0; i < N; ++i)
+    plan.job_of[i][i] = add(tasks.tasks[size_t(i)], "single:" + tasks.tasks[size_t(i)].name, {i});
   for (int64_t i = 0; i < N; ++i)
     for (int64_t j = i + 1; j < N; ++j) {
       const auto& a = tasks.tasks[size_t(i)];
       const auto& b = tasks.tasks[size_t(j)];
-      plan.job_of[i][j] = plan.job_of[j][i] = add(unite(a, b, a.name + "+" + b.name), "union:" + a.name + "+" + b.name);
+      // Built for its identity and content key, then dropped (one union at a time).
+      const Task u = unite(a, b, a.name + "+" + b.name);
+      plan.job_of[i][j] = plan.job_of[j][i] = add(u, "union:" + a.name + "+" + b.name, {i, j});
     }
   return plan;
+}
+
+PlannedJob job_task(const Plan& plan, size_t j, const TaskSet& tasks) {
+  const auto& m = plan.members.at(j);
+  if (m.size() == 1) return {plan.jobs[j].name, tasks.tasks[size_t(m[0])]};
+  const Task& a = tasks.tasks[size_t(m[0])];
+  const Task& b = tasks.tasks[size_t(m[1])];
+  return {plan.jobs[j].name, unite(a, b, a.name + "+" + b.name)};
 }
 
 std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size) {
@@ -77,8 +102,7 @@ std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan
 std::vector<StoredJob> stored_jobs(const JobConfig& job, const TaskSet& tasks, const Plan& plan) {
   const ModelShape shape = model_shape(job, tasks);
   const int64_t N = plan.n_tasks;
-  std::vector<uint64_t> content(plan.jobs.size());
-  for (size_t j = 0; j < plan.jobs.size(); ++j) content[j] = sample_set_key(plan.jobs[j].task);
+  const std::vector<uint64_t>& content = plan.content;
   const auto& tc = job.train;
   const auto& cc = job.complexity;
   const int64_t products = 3 * cc.top_k + cc.probes * cc.lanczos_steps;
@@ -256,7 +280,8 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
 
     // --- phase 1: every distinct sample set x seed: train, polish, curvature, C_β.
     run_phase(StoredJob::measure, "complexity (train, polish, curvature)", [&](const StoredJob& sj) {
-      return measure(sched.group(), job, shape, plan.jobs[size_t(sj.a)], sj.b,
+      // The job's sample set with its features, for the length of the job only.
+      return measure(sched.group(), job, shape, job_task(plan, size_t(sj.a), tasks), sj.b,
                      checkpoint_path(workdir, sj.key, sched.writer()))
           .pack();
     }, all_ready);
