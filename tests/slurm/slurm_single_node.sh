@@ -17,14 +17,15 @@
 #    the merge (--dependency=afterok): every shard completes its share, the merge starts after
 #    all of them, the shards computed every job once, and the merged result equals a 1-rank run
 #    to 1e-12.
-# 2. jobs/demo.toml through slurm/reach.sbatch on 2 tasks: a result, `taskreach info` reads
-#    it, jobs_reused = 0.
-# 3. jobs/demo.toml again to a new output with --time=3 (the run takes longer): SLURM's USR1
+# 2. jobs/demo.toml with one seed (half the demo's trainings; the file itself is unchanged
+#    otherwise) through slurm/reach.sbatch on 2 tasks: a result, `taskreach info` reads it,
+#    jobs_reused = 0.
+# 3. The same job again to a new output with --time=3 (the run takes longer): SLURM's USR1
 #    60-90 s into the run, the run checkpoints (exit 4, "resume with"), the job requeues
 #    itself, resumes (then with a raised limit, see below) and finishes with jobs_reused > 0
 #    and the same R, unions C and fine-tune steps as step 2 (relative 1e-12).
 # Needs root and the Debian packages slurmctld slurmd slurm-client munge; without them it
-# exits 77 (skipped). Takes 11-15 minutes on 2 cores (the demo twice, plus the requeue).
+# exits 77 (skipped). Takes 7-10 minutes on 2 cores (the one-seed demo twice, plus the requeue).
 # Environment: TASKREACH_SLURM_TEST_KEEP=1 keeps the temporary folder (it is kept anyway on
 # failure), TASKREACH_SLURM_TEST_REQUEUES=N lets the time-limited job requeue N times before
 # its limit is raised (default 1), TASKREACH_SLURM_TEST_ONLY_FORWARDING=1 stops after step 1b,
@@ -297,10 +298,13 @@ say "   ok: 3 shards ($computed jobs, $waited waited for another shard), the mer
 if [ "${TASKREACH_SLURM_TEST_SKIP_DEMO:-0}" = 1 ]; then FAILED=0; say "PASS (steps 1, 1b, 1c) in $SECONDS s"; exit 0; fi
 
 # ---------------------------------------------------------------------------- 2. demo
-say "2. jobs/demo.toml through slurm/reach.sbatch on 2 tasks"
+say "2. jobs/demo.toml (one seed) through slurm/reach.sbatch on 2 tasks"
 export TASKREACH_EXE=$EXE
+DEMO=$T/demo-1seed.toml
+sed 's/^seeds = 2$/seeds = 1/' "$SRC/jobs/demo.toml" >"$DEMO"
+grep -q '^seeds = 1$' "$DEMO" || fail "jobs/demo.toml has no 'seeds = 2' line to make a one-seed copy of"
 t_submit=$(date +%s)
-full=$("${SB[@]}" --ntasks=2 --time=20 --job-name=demo slurm/reach.sbatch "$SRC/jobs/demo.toml" "$T/out/demo.h5") || fail "sbatch"
+full=$("${SB[@]}" --ntasks=2 --time=20 --job-name=demo slurm/reach.sbatch "$DEMO" "$T/out/demo.h5") || fail "sbatch"
 state=$(wait_job "$full" 900)
 dlog=$T/jobs/demo-$full.out
 [ "$state" = COMPLETED ] || fail "demo job: $state"
@@ -314,9 +318,9 @@ DEMO_S=$((d_end - d_start))
 say "   ok: submit->start $((d_start - t_submit)) s, run $DEMO_S s, $(h5attr "$T/out/demo.h5" jobs_computed) jobs computed"
 
 # ---------------------------------------------------------------------------- 3. time limit
-say "3. jobs/demo.toml with --time=3: checkpoint at USR1, requeue, resume"
+say "3. the one-seed demo with --time=3: checkpoint at USR1, requeue, resume"
 t_submit=$(date +%s)
-tl=$("${SB[@]}" --ntasks=2 --time=3 --job-name=demo-limit slurm/reach.sbatch "$SRC/jobs/demo.toml" "$T/out/demo_limit.h5") || fail "sbatch"
+tl=$("${SB[@]}" --ntasks=2 --time=3 --job-name=demo-limit slurm/reach.sbatch "$DEMO" "$T/out/demo_limit.h5") || fail "sbatch"
 # Every restart runs under the same 3-minute limit, so the demo would requeue 3-4 times; each
 # stop idles one rank until the other's job ends and each requeue waits cred_expire. After
 # TASKREACH_SLURM_TEST_REQUEUES requeues (default 1) the limit is raised so that the rest runs
