@@ -126,12 +126,12 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
   // be alone, so the values do not depend on the block size.
   PetscInt block = static_cast<PetscInt>(opt.probe_block > 0 ? std::min(opt.probe_block, opt.probes) : opt.probes);
   if (opt.probe_block <= 0) {
-    // Automatic: the bases (m + 1 local vectors per probe) and the gathered block (2 full
-    // vectors per probe) within kBlockBytes per rank.
+    // Automatic: the bases (m + 1 local vectors per probe) and the block product's buffers
+    // (3 full vectors per probe: gathered, product, reduce-scatter) within kBlockBytes per rank.
     constexpr double kBlockBytes = 1024.0 * 1024.0 * 1024.0;
     PetscInt local = 0;
     TASKREACH_PETSC(VecGetLocalSize(A.vec_like(), &local));
-    const double per_probe = 8.0 * (double(m + 1) * double(local) + 2.0 * double(d));
+    const double per_probe = 8.0 * (double(m + 1) * double(local) + 3.0 * double(d));
     block = std::max<PetscInt>(1, std::min<PetscInt>(block, static_cast<PetscInt>(kBlockBytes / per_probe)));
   }
   res.probe_block = block;
