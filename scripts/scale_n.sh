@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cost of one single-task C against the task size, measured (not a test):
 #   scripts/scale_n.sh OUTDIR ARCH:N:RANKS ...      e.g. scripts/scale_n.sh /tmp/s mlp:1000:1 mlp:4000:2 cnn:1000:1
-# Each run is a job with one Fashion-MNIST task of N samples (the demo's settings otherwise,
+# Each run is a job with one Fashion-MNIST task of N samples (the demo's settings but 20 epochs,
 # one seed, no fine-tuning) on RANKS ranks in one group. Prints, per run: wall time, peak RSS
 # of the largest rank, the time split, the data passes of the polish and of the curvature
 # (block products count once), operator-vector products, m and k, status.
