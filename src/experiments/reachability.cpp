@@ -22,6 +22,15 @@
 #include "taskreach/util.hpp"
 
 namespace taskreach {
+namespace {
+// D_i ∪ D_j, named "i+j": built the same way when planned and when its job runs.
+Task union_of(const TaskSet& tasks, int64_t i, int64_t j) {
+  const Task& a = tasks.tasks[size_t(i)];
+  const Task& b = tasks.tasks[size_t(j)];
+  return unite(a, b, a.name + "+" + b.name);
+}
+}  // namespace
+
 Plan make_plan(const JobConfig& job, const TaskSet& tasks) {
   Plan plan;
   const auto N = static_cast<int64_t>(tasks.tasks.size());
@@ -55,11 +64,9 @@ Plan make_plan(const JobConfig& job, const TaskSet& tasks) {
     plan.job_of[i][i] = add(tasks.tasks[size_t(i)], "single:" + tasks.tasks[size_t(i)].name, {i});
   for (int64_t i = 0; i < N; ++i)
     for (int64_t j = i + 1; j < N; ++j) {
-      const auto& a = tasks.tasks[size_t(i)];
-      const auto& b = tasks.tasks[size_t(j)];
       // Built for its identity and content key, then dropped (one union at a time).
-      const Task u = unite(a, b, a.name + "+" + b.name);
-      plan.job_of[i][j] = plan.job_of[j][i] = add(u, "union:" + a.name + "+" + b.name, {i, j});
+      const Task u = union_of(tasks, i, j);
+      plan.job_of[i][j] = plan.job_of[j][i] = add(u, "union:" + u.name, {i, j});
     }
   return plan;
 }
@@ -67,9 +74,7 @@ Plan make_plan(const JobConfig& job, const TaskSet& tasks) {
 PlannedJob job_task(const Plan& plan, size_t j, const TaskSet& tasks) {
   const auto& m = plan.members.at(j);
   if (m.size() == 1) return {plan.jobs[j].name, tasks.tasks[size_t(m[0])]};
-  const Task& a = tasks.tasks[size_t(m[0])];
-  const Task& b = tasks.tasks[size_t(m[1])];
-  return {plan.jobs[j].name, unite(a, b, a.name + "+" + b.name)};
+  return {plan.jobs[j].name, union_of(tasks, m[0], m[1])};
 }
 
 std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size) {
