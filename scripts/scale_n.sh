@@ -4,7 +4,8 @@
 # Each run is a job with one Fashion-MNIST task of N samples (the demo's settings but 20 epochs,
 # one seed, no fine-tuning) on RANKS ranks in one group. Prints, per run: wall time, peak RSS
 # of the largest rank, the time split, the data passes of the polish and of the curvature
-# (block products count once), operator-vector products, m and k, status.
+# (block products count once), operator-vector products, m and k, status. POLISH (default
+# spectral_lbfgs) sets train.polish.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: scripts/scale_n.sh OUTDIR ARCH:N:RANKS ...}
@@ -36,6 +37,7 @@ lr = 0.05
 momentum = 0.9
 grad_tol = 1e-5
 polish_iters = 8000
+polish = "${POLISH:-spectral_lbfgs}"
 seeds = 1
 
 [finetune]
@@ -71,7 +73,7 @@ with h5py.File(path, "r") as f:
 kv = dict(p.split("=", 1) for p in rec.split() if "=" in p)
 g = lambda k: float(kv.get(k, "nan"))
 print(f"{arch:<5} {int(n):6d} {int(np_):5d} {float(wall):8.1f} {int(rss)/1024:9.0f} {g('time_sgd'):8.1f} {g('time_polish'):8.1f} "
-      f"{g('time_topk'):8.1f} {g('time_slq'):8.1f} {int(g('polish_iters')):7d} {int(g('curvature_passes')):7d} "
+      f"{g('time_topk'):8.1f} {g('time_slq'):8.1f} {int(g('polish_passes')):7d} {int(g('curvature_passes')):7d} "
       f"{int(g('hvp')):6d} {int(g('lanczos_steps')):4d} {kv.get('eps', '?').split('/')[1]:>4} {status}")
 PY
 done

@@ -32,6 +32,7 @@ struct TrainOutcome {
   double weight_decay = 0.0;     // γ used by SGD
   int64_t sgd_steps = 0;
   int64_t polish_iters = 0;
+  int64_t polish_passes = 0;     // data passes of the polish: f and ∇f, Hessian or block G products
   int64_t convergence_step = -1;  // first evaluated step with mean loss < train.loss_threshold
   std::vector<CurvePoint> curve;  // SGD evaluations every train.eval_every steps
   double test_accuracy = -1.0;    // at w*, when the task has a test split

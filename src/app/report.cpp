@@ -162,7 +162,7 @@ std::string prediction_sentence(const RunOutput& out) {
 std::string time_split(const RunOutput& out) {
   static const char* kParts[] = {"time_sgd", "time_polish", "time_topk", "time_slq"};
   static const char* kNames[] = {"SGD", "polish", "top-k", "SLQ"};
-  static const char* kCounts[] = {"polish_iters", "curvature_passes", "hvp"};
+  static const char* kCounts[] = {"polish_passes", "curvature_passes", "hvp"};
   double total[4] = {0, 0, 0, 0}, counts[3] = {0, 0, 0};
   size_t jobs = 0;
   for (const auto& j : out.jobs) {

@@ -86,6 +86,7 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
   m.weight_decay = tr.weight_decay;
   m.sgd_steps = tr.sgd_steps;
   m.polish_iters = tr.polish_iters;
+  m.polish_passes = tr.polish_passes;
   m.sgd_seconds = tr.sgd_seconds;
   m.polish_seconds = tr.polish_seconds;
   if (!(m.flags & job_flag::diverged)) {

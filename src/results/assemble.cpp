@@ -159,6 +159,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
       std::ostringstream rec;
       rec << "seed=" << train_seed(job, s) << " gamma=" << m.weight_decay << " lr=" << job.train.lr
           << " B=" << job.train.batch_size << " sgd_steps=" << m.sgd_steps << " polish_iters=" << m.polish_iters
+          << " polish_passes=" << m.polish_passes
           << " grad_norm=" << m.grad_norm << " dtype=" << to_string(job.train.dtype) << "+float64_polish threads=1"
           << " n=" << jobs[jb].task.size() << " hvp=" << m.products << " curvature_passes=" << m.curvature_passes
           << " eps=" << m.eps_converged << "/" << m.eps_requested << " lanczos_steps=" << m.lanczos_steps

@@ -19,8 +19,7 @@ struct TorchCurvature::Impl {
   struct Batch {
     torch::Tensor x, y;               // the batch's inputs and labels
     bool built = false;               // whether the graph below is held
-    torch::Tensor logits, p, u;       // ggn: raw logits, softmax (detached), dummy u
-    std::vector<torch::Tensor> jtu;   // ggn: Jᵀu, built with create_graph
+    detail::GgnGraph ggn;             // ggn: logits, softmax, dummy u, Jᵀu
     std::vector<torch::Tensor> grad;  // hessian: ∇L_batch, built with create_graph
   };
   std::vector<Batch> batches;
@@ -30,10 +29,7 @@ struct TorchCurvature::Impl {
   // The double-backward graph of one batch at the operator's weights.
   void build(Batch& b) {
     if (ggn) {
-      b.logits = net->forward(b.x);
-      b.p = torch::softmax(detail::masked(b.logits.detach(), mask), 1);  // 0 off the mask
-      b.u = torch::zeros_like(b.logits).requires_grad_(true);
-      b.jtu = torch::autograd::grad({b.logits}, params, {b.u}, /*retain_graph=*/true, /*create_graph=*/true);
+      b.ggn = detail::ggn_graph(net, params, b.x, mask);
     } else {
       auto loss = torch::nn::functional::cross_entropy(
           detail::masked(net->forward(b.x), mask), b.y,
@@ -43,8 +39,7 @@ struct TorchCurvature::Impl {
     b.built = true;
   }
   void release(Batch& b) {
-    b.logits = b.p = b.u = torch::Tensor();
-    b.jtu.clear();
+    b.ggn = detail::GgnGraph();
     b.grad.clear();
     b.built = false;
   }
@@ -139,9 +134,7 @@ void TorchCurvature::apply_shard_block(const double* v, double* out, int64_t cou
     for (int64_t j = 0; j < count; ++j) {
       std::vector<torch::Tensor> r;
       if (m.ggn) {
-        auto jv = torch::autograd::grad(b.jtu, {b.u}, vs[size_t(j)], /*retain_graph=*/true)[0];
-        auto mjv = b.p * jv - b.p * (b.p * jv).sum(1, /*keepdim=*/true);  // (diag p − ppᵀ) J v
-        r = torch::autograd::grad({b.logits}, m.params, {mjv}, /*retain_graph=*/true);
+        r = detail::ggn_apply(b.ggn, m.params, vs[size_t(j)]);
       } else {
         r = torch::autograd::grad(b.grad, m.params, vs[size_t(j)], /*retain_graph=*/true);
       }

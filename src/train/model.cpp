@@ -191,6 +191,27 @@ ModelShape model_shape(const JobConfig& job, const TaskSet& tasks) {
   return s;
 }
 
+namespace detail {
+
+GgnGraph ggn_graph(Net& net, const std::vector<torch::Tensor>& params, const torch::Tensor& x,
+                   const torch::Tensor& mask) {
+  GgnGraph g;
+  g.logits = net->forward(x);
+  g.p = torch::softmax(masked(g.logits.detach(), mask), 1);
+  g.u = torch::zeros_like(g.logits).requires_grad_(true);
+  g.jtu = torch::autograd::grad({g.logits}, params, {g.u}, /*retain_graph=*/true, /*create_graph=*/true);
+  return g;
+}
+
+std::vector<torch::Tensor> ggn_apply(const GgnGraph& g, const std::vector<torch::Tensor>& params,
+                                     const std::vector<torch::Tensor>& v) {
+  auto jv = torch::autograd::grad(g.jtu, {g.u}, v, /*retain_graph=*/true)[0];
+  auto mjv = g.p * jv - g.p * (g.p * jv).sum(1, /*keepdim=*/true);  // (diag p − ppᵀ) J v
+  return torch::autograd::grad({g.logits}, params, {mjv}, /*retain_graph=*/true);
+}
+
+}  // namespace detail
+
 int64_t num_parameters(const ModelShape& shape) {
   if (shape.arch == Arch::linear || shape.arch == Arch::mlp) {  // closed form: no model needed
     int64_t d = 0, in = shape.in_dim();

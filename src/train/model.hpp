@@ -50,6 +50,19 @@ void unflatten(const double* w, const std::vector<torch::Tensor>& params);
 torch::Tensor features(const Task& task, torch::Dtype dtype);
 torch::Tensor labels(const Task& task);
 
+// One batch's Gauss–Newton graph at the net's weights: raw logits, their softmax (detached, 0
+// off the mask), a dummy u and Jᵀu built with create_graph. ggn_apply gives the batch's
+// Jᵀ(diag p − ppᵀ)J v for a vector v shaped like `params` (J v by differentiating Jᵀu in u);
+// the graph serves any number of vectors. Shared by the curvature operator and the polish.
+struct GgnGraph {
+  torch::Tensor logits, p, u;
+  std::vector<torch::Tensor> jtu;
+};
+GgnGraph ggn_graph(Net& net, const std::vector<torch::Tensor>& params, const torch::Tensor& x,
+                   const torch::Tensor& mask);
+std::vector<torch::Tensor> ggn_apply(const GgnGraph& g, const std::vector<torch::Tensor>& params,
+                                     const std::vector<torch::Tensor>& v);
+
 // Indices r, r+g, r+2g, … of [0, n): a rank's shard.
 torch::Tensor shard_indices(int64_t n, int rank, int size);
 

@@ -176,9 +176,11 @@ TEST(Train, ConvexLinearOnSklearnDigitsReachesItsUniqueOptimum) {
                 2e-7 / mu, a.test_accuracy);
 }
 
-// The two polishes reach the same MAP point: the unique optimum of the convex model (both
+// The three polishes reach the same MAP point: the unique optimum of the convex model (each
 // within 2·grad_tol/μ of it), and grad_tol on the non-convex MLP from the same SGD end point.
-TEST(Train, NewtonCgAndLbfgsPolishesReachTheSameOptimum) {
+// On the convex model the spectral preconditioner (top Ritz pairs of G at the SGD end point)
+// must save data passes against plain L-BFGS: its condition number is the point of it.
+TEST(Train, EveryPolishReachesTheSameOptimum) {
   JobConfig job = digits_linear_job();
   TaskSet ts = taskreach::testing::one_task_of(job, taskreach::testing::sklearn_digits_source(0.2));
   const Task& task = ts.tasks[0];
@@ -187,11 +189,17 @@ TEST(Train, NewtonCgAndLbfgsPolishesReachTheSameOptimum) {
   auto n = train_map(MPI_COMM_WORLD, shape, task, job, 1);
   job.train.polish = Polish::lbfgs;
   auto l = train_map(MPI_COMM_WORLD, shape, task, job, 1);
+  job.train.polish = Polish::spectral_lbfgs;
+  auto s = train_map(MPI_COMM_WORLD, shape, task, job, 1);
   EXPECT_EQ(n.status, "ok") << n.grad_norm;
   EXPECT_EQ(l.status, "ok") << l.grad_norm;
+  EXPECT_EQ(s.status, "ok") << s.grad_norm;
   const double mu = job.complexity.beta / (job.complexity.lambda2 * double(task.size()));
   EXPECT_LE(max_abs_diff(n.weights, l.weights), 2.0 * 1e-7 / mu);
+  EXPECT_LE(max_abs_diff(s.weights, l.weights), 2.0 * 1e-7 / mu);
   EXPECT_NEAR(n.loss, l.loss, 1e-6 * l.loss);
+  EXPECT_NEAR(s.loss, l.loss, 1e-6 * l.loss);
+  EXPECT_LT(s.polish_passes, l.polish_passes);
 
   JobConfig mj = train_job(Arch::mlp);
   mj.train.dtype = DType::float64;
@@ -203,15 +211,22 @@ TEST(Train, NewtonCgAndLbfgsPolishesReachTheSameOptimum) {
   auto mn = train_map(MPI_COMM_WORLD, ms, t200.tasks[1], mj, 4);
   mj.train.polish = Polish::lbfgs;
   auto ml = train_map(MPI_COMM_WORLD, ms, t200.tasks[1], mj, 4);
+  mj.train.polish = Polish::spectral_lbfgs;
+  auto msp = train_map(MPI_COMM_WORLD, ms, t200.tasks[1], mj, 4);
   EXPECT_EQ(mn.status, "ok") << mn.grad_norm;
   EXPECT_EQ(ml.status, "ok") << ml.grad_norm;
+  EXPECT_EQ(msp.status, "ok") << msp.grad_norm;
   EXPECT_LE(mn.grad_norm, 1e-6);
+  EXPECT_LE(msp.grad_norm, 1e-6);
   if (rank_of(MPI_COMM_WORLD) == 0)
-    std::printf("polish to grad_tol: digits (linear) newton_cg %lld passes %.2f s, lbfgs %lld iterations %.2f s; "
-                "mlp newton_cg %lld passes %.2f s, lbfgs %lld iterations %.2f s; mlp losses %.6f / %.6f\n",
-                static_cast<long long>(n.polish_iters), n.polish_seconds, static_cast<long long>(l.polish_iters),
-                l.polish_seconds, static_cast<long long>(mn.polish_iters), mn.polish_seconds,
-                static_cast<long long>(ml.polish_iters), ml.polish_seconds, mn.loss, ml.loss);
+    std::printf("polish to grad_tol, data passes (seconds): digits (linear) newton_cg %lld (%.2f), lbfgs %lld (%.2f), "
+                "spectral_lbfgs %lld (%.2f); mlp newton_cg %lld (%.2f), lbfgs %lld (%.2f), spectral_lbfgs %lld (%.2f); "
+                "mlp losses %.6f / %.6f / %.6f\n",
+                static_cast<long long>(n.polish_passes), n.polish_seconds, static_cast<long long>(l.polish_passes),
+                l.polish_seconds, static_cast<long long>(s.polish_passes), s.polish_seconds,
+                static_cast<long long>(mn.polish_passes), mn.polish_seconds, static_cast<long long>(ml.polish_passes),
+                ml.polish_seconds, static_cast<long long>(msp.polish_passes), msp.polish_seconds, mn.loss, ml.loss,
+                msp.loss);
 }
 
 TEST(Train, MlpFollowsTheSameFloat64TrajectoryOnOneAndAllRanks) {
