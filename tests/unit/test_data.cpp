@@ -800,6 +800,12 @@ TEST(Tasks, FashionMnist60kBuildsCappedAndUncapped) {
   const auto t2 = clock::now();
   const TaskSet capped = build_tasks(job);
   const auto t3 = clock::now();
+  for (const auto& task : capped.tasks) EXPECT_EQ(task.size(), 2000) << task.name;
+#if defined(__SANITIZE_ADDRESS__)
+  // Under ASan this test took 271 s, test_data 411 s in all, 251 s without the uncapped build
+  // below (the capped build's code on 30× the images); the Release suite runs it.
+  GTEST_SKIP() << "the uncapped 60k worst case runs in the Release build only";
+#endif
   // Worst case: three tasks of all 60k images (188 MB of features each).
   job.n_per_task = 0;
   const TaskSet s = build_tasks(job);
@@ -811,7 +817,6 @@ TEST(Tasks, FashionMnist60kBuildsCappedAndUncapped) {
   RecordProperty("build_capped_s", std::to_string(secs(t2, t3)));
   RecordProperty("build_full_s", std::to_string(secs(t3, t4)));
 
-  for (const auto& task : capped.tasks) EXPECT_EQ(task.size(), 2000) << task.name;
   ASSERT_EQ(s.tasks.size(), 4u);
   EXPECT_EQ(s.tasks[0].size(), 60000);
   EXPECT_EQ(s.tasks[1].size(), 60000);
