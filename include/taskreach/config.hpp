@@ -5,6 +5,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace taskreach {
@@ -85,21 +86,52 @@ struct SourceConfig {
   bool transpose = false;                 // idx: images stored column-major (EMNIST)
 };
 
-struct TransformConfig {
-  TransformKind type = TransformKind::class_subset;
-  std::vector<int64_t> classes;     // class_subset
-  std::vector<int64_t> map;         // label_remap: class c → map[c]
-  double sigma = 0.0;               // blur: pixels; noise: std in units of the [0, 1] pixel
-  int64_t n = 0;                    // subsample
-  double fraction = -1.0;           // random_labels: share of the task's samples (or count)
-  int64_t count = -1;               // random_labels: exact number of samples
-  uint64_t seed = 0;                // random_labels, noise: mixed with the job seed
+// One transform of a task's chain, each kind with only its own parameters; a Transform
+// holds one of them, its index() being its TransformKind. Code that applies transforms
+// visits every alternative, so a new kind cannot be left unhandled anywhere.
+namespace transform {
+struct ClassSubset {
+  std::vector<int64_t> classes;  // the classes kept
 };
+struct LabelRemap {
+  std::vector<int64_t> map;  // class c → map[c]
+};
+struct RandomLabels {
+  double fraction = -1.0;  // share of the task's samples, or
+  int64_t count = -1;      // the exact number of samples (one of the two is set)
+  uint64_t seed = 0;       // mixed with the job seed
+};
+struct Invert {};
+struct Blur {
+  double sigma = 0.0;  // pixels
+};
+struct Noise {
+  double sigma = 0.0;  // std in units of the [0, 1] pixel
+  uint64_t seed = 0;   // mixed with the job seed
+};
+struct Subsample {
+  int64_t n = 0;  // samples kept (stratified)
+};
+}  // namespace transform
+
+using Transform = std::variant<transform::ClassSubset, transform::LabelRemap, transform::RandomLabels,
+                               transform::Invert, transform::Blur, transform::Noise, transform::Subsample>;
+static_assert(std::variant_size_v<Transform> == kNames<TransformKind>.size(), "one alternative per TransformKind");
+
+inline TransformKind kind_of(const Transform& t) { return static_cast<TransformKind>(t.index()); }
+
+// A visitor from lambdas: std::visit(overloaded{[](const transform::Blur&) {...}, ...}, t).
+template <typename... F>
+struct overloaded : F... {
+  using F::operator()...;
+};
+template <typename... F>
+overloaded(F...) -> overloaded<F...>;
 
 struct TaskConfig {
   std::string name;
   std::string source;
-  std::vector<TransformConfig> transforms;
+  std::vector<Transform> transforms;
 };
 
 struct ModelConfig {

@@ -138,56 +138,86 @@ class Reader {
   std::string file_;
 };
 
-void parse_transform(const Reader& r, const toml::table& t, const std::string& where,
-                     TransformConfig& tr) {
+Transform parse_transform(const Reader& r, const toml::table& t, const std::string& where) {
   r.only(t, where, {"type", "classes", "map", "sigma", "n", "fraction", "count", "seed"});
-  r.choice(t, where, "type", tr.type, "transform", true);
-  using K = TransformKind;
-  if (tr.type == K::class_subset) {
-    tr.classes = r.ints(t, where, "classes");
-    if (tr.classes.empty()) r.fail(where + ".classes", "expected a non-empty array of class labels");
-  } else if (tr.type == K::label_remap) {
-    tr.map = r.ints(t, where, "map");
-    if (tr.map.empty()) r.fail(where + ".map", "expected a non-empty array: map[c] is the new label of class c");
-    for (int64_t v : tr.map) r.at_least(where + ".map", v, 0);
-  } else if (tr.type == K::random_labels) {
-    const bool has_fraction = t.get("fraction") != nullptr, has_count = t.get("count") != nullptr;
-    if (has_fraction == has_count)
-      r.fail(where + (has_count ? ".count" : ".fraction"), "expected exactly one of fraction or count");
-    if (has_fraction) {
-      r.get(t, where, "fraction", tr.fraction);
-      if (!(tr.fraction >= 0.0 && tr.fraction <= 1.0))
-        r.fail(where + ".fraction", "expected a value in [0, 1], got " + Reader::num(tr.fraction));
-    } else {
-      r.get(t, where, "count", tr.count);
-      r.at_least(where + ".count", tr.count, 0);
-    }
-    r.get(t, where, "seed", tr.seed);
-  } else if (tr.type == K::blur) {
-    if (!t.get("sigma")) r.fail(where + ".sigma", "missing; expected the blur width in pixels");
-    r.get(t, where, "sigma", tr.sigma);
-    r.positive(where + ".sigma", tr.sigma);
-  } else if (tr.type == K::noise) {
-    if (!t.get("sigma")) r.fail(where + ".sigma", "missing; expected the noise std (pixel values are in [0, 1])");
-    r.get(t, where, "sigma", tr.sigma);
-    r.positive(where + ".sigma", tr.sigma);
-    r.get(t, where, "seed", tr.seed);
-  } else if (tr.type == K::subsample) {
-    if (!t.get("n")) r.fail(where + ".n", "missing; expected the number of samples to keep");
-    r.get(t, where, "n", tr.n);
-    r.at_least(where + ".n", tr.n, 1);
-  }
+  TransformKind kind = TransformKind::class_subset;
+  r.choice(t, where, "type", kind, "transform", true);
   // A key that belongs to another transform type is a mistake worth catching.
+  using K = TransformKind;
   auto stray = [&](const char* key, bool allowed) {
-    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of transform '" + std::string(to_string(tr.type)) + "'");
+    if (t.get(key) && !allowed) r.fail(where + "." + key, "not a parameter of transform '" + std::string(to_string(kind)) + "'");
   };
-  stray("classes", tr.type == K::class_subset);
-  stray("map", tr.type == K::label_remap);
-  stray("sigma", tr.type == K::blur || tr.type == K::noise);
-  stray("n", tr.type == K::subsample);
-  stray("fraction", tr.type == K::random_labels);
-  stray("count", tr.type == K::random_labels);
-  stray("seed", tr.type == K::random_labels || tr.type == K::noise);
+  auto required = [&](const char* key, const char* expected) {
+    if (!t.get(key)) r.fail(where + "." + key, std::string("missing; expected ") + expected);
+  };
+  auto sigma = [&](const char* expected) {
+    required("sigma", expected);
+    double v = 0.0;
+    r.get(t, where, "sigma", v);
+    r.positive(where + ".sigma", v);
+    return v;
+  };
+  Transform out;
+  switch (kind) {
+    case K::class_subset: {
+      transform::ClassSubset c{r.ints(t, where, "classes")};
+      if (c.classes.empty()) r.fail(where + ".classes", "expected a non-empty array of class labels");
+      out = std::move(c);
+      break;
+    }
+    case K::label_remap: {
+      transform::LabelRemap m{r.ints(t, where, "map")};
+      if (m.map.empty()) r.fail(where + ".map", "expected a non-empty array: map[c] is the new label of class c");
+      for (int64_t v : m.map) r.at_least(where + ".map", v, 0);
+      out = std::move(m);
+      break;
+    }
+    case K::random_labels: {
+      transform::RandomLabels rl;
+      const bool has_fraction = t.get("fraction") != nullptr, has_count = t.get("count") != nullptr;
+      if (has_fraction == has_count)
+        r.fail(where + (has_count ? ".count" : ".fraction"), "expected exactly one of fraction or count");
+      if (has_fraction) {
+        r.get(t, where, "fraction", rl.fraction);
+        if (!(rl.fraction >= 0.0 && rl.fraction <= 1.0))
+          r.fail(where + ".fraction", "expected a value in [0, 1], got " + Reader::num(rl.fraction));
+      } else {
+        r.get(t, where, "count", rl.count);
+        r.at_least(where + ".count", rl.count, 0);
+      }
+      r.get(t, where, "seed", rl.seed);
+      out = rl;
+      break;
+    }
+    case K::invert:
+      out = transform::Invert{};
+      break;
+    case K::blur:
+      out = transform::Blur{sigma("the blur width in pixels")};
+      break;
+    case K::noise: {
+      transform::Noise n{sigma("the noise std (pixel values are in [0, 1])"), 0};
+      r.get(t, where, "seed", n.seed);
+      out = n;
+      break;
+    }
+    case K::subsample: {
+      transform::Subsample sub;
+      required("n", "the number of samples to keep");
+      r.get(t, where, "n", sub.n);
+      r.at_least(where + ".n", sub.n, 1);
+      out = sub;
+      break;
+    }
+  }
+  stray("classes", kind == K::class_subset);
+  stray("map", kind == K::label_remap);
+  stray("sigma", kind == K::blur || kind == K::noise);
+  stray("n", kind == K::subsample);
+  stray("fraction", kind == K::random_labels);
+  stray("count", kind == K::random_labels);
+  stray("seed", kind == K::random_labels || kind == K::noise);
+  return out;
 }
 
 // A path or an array of paths, each with ${VAR} expanded.
@@ -702,9 +732,7 @@ JobConfig parse_job(const std::string& text, const std::string& path) {
       for (const auto& e : *a) {
         const std::string tw = where + ".transforms[" + std::to_string(q++) + "]";
         if (!e.is_table()) r.fail(tw, "expected an inline table such as { type = \"invert\" }");
-        TransformConfig tr;
-        parse_transform(r, *e.as_table(), tw, tr);
-        task.transforms.push_back(tr);
+        task.transforms.push_back(parse_transform(r, *e.as_table(), tw));
       }
     }
     job.tasks.push_back(std::move(task));

@@ -332,86 +332,91 @@ TaskSet build_tasks(const JobConfig& job) {
     };
 
     for (size_t k = 0; k < tc.transforms.size(); ++k) {
-      const TransformConfig& tr = tc.transforms[k];
       const std::string f = tfield + ".transforms[" + std::to_string(k) + "]";
-      if (tr.type == TransformKind::class_subset) {
-        if (tr.classes.empty()) throw error(f + ".classes", "empty, expected at least one class");
-        std::vector<char> keep(static_cast<size_t>(rows), 0);
-        const std::vector<int64_t> present = classes_of(p.index, p.label);
-        for (int64_t c : tr.classes) {
-          if (c < 0 || c >= rows)
-            throw error(f + ".classes", "class " + std::to_string(c) + " not in source '" + tc.source +
-                                            "' (labels 0.." + std::to_string(rows - 1) + ")");
-          if (!std::binary_search(present.begin(), present.end(), c))
-            throw error(f + ".classes", "class " + std::to_string(c) + " has no samples in task '" + tc.name +
-                                            "' (its classes here: " + list(present) + ")");
-          keep[static_cast<size_t>(c)] = 1;
-        }
-        auto filter = [&keep](std::vector<int64_t>& index, const std::vector<int64_t>& label) {
-          std::vector<int64_t> kept;
-          for (int64_t i : index)
-            if (keep[static_cast<size_t>(label[static_cast<size_t>(i)])]) kept.push_back(i);
-          index = std::move(kept);
-        };
-        filter(p.index, p.label);
-        filter(p.test_index, p.test_label);
-      } else if (tr.type == TransformKind::label_remap) {
-        cap();
-        if (static_cast<int64_t>(tr.map.size()) != rows)
-          throw error(f + ".map", "task '" + tc.name + "': " + std::to_string(tr.map.size()) + " entries, expected " +
-                                      std::to_string(rows) + " (one per class of label space '" + info.label_space +
-                                      "')");
-        for (size_t c = 0; c < tr.map.size(); ++c)
-          if (tr.map[c] < 0 || tr.map[c] >= rows)
-            throw error(f + ".map", "map[" + std::to_string(c) + "] = " + std::to_string(tr.map[c]) +
-                                        " outside label space '" + info.label_space + "' (0.." +
-                                        std::to_string(rows - 1) + ")");
-        for (auto* labels : {&p.label, &p.test_label})
-          for (int64_t& l : *labels) l = tr.map[static_cast<size_t>(l)];
-      } else if (tr.type == TransformKind::random_labels) {
-        cap();
-        const auto n = static_cast<int64_t>(p.index.size());
-        const int64_t count =
-            tr.count >= 0 ? tr.count : static_cast<int64_t>(std::llround(tr.fraction * static_cast<double>(n)));
-        if (tr.count < 0 && !(tr.fraction >= 0.0 && tr.fraction <= 1.0))
-          throw error(f + ".fraction", "expected a value in [0, 1], got " + num(tr.fraction));
-        if (count > n)
-          throw error(f + ".count", "task '" + tc.name + "': " + std::to_string(count) + " random labels but only " +
-                                        std::to_string(n) + " samples");
-        const std::vector<int64_t> classes = classes_of(p.index, p.label);
-        if (count > 0 && classes.size() < 2)
-          throw error(f, "task '" + tc.name + "' has one class; random labels need at least two");
-        // The `count` samples of lowest hash rank (nested in the count), each given one of
-        // the task's other classes, uniformly.
-        const uint64_t stream = chain(chain(chain(mix(job.seed), kRandomLabelTag), tr.seed), p.source);
-        std::vector<std::pair<uint64_t, int64_t>> ranked;
-        for (int64_t i : p.index) ranked.emplace_back(chain(stream, static_cast<uint64_t>(i)), i);
-        std::nth_element(ranked.begin(), ranked.begin() + count, ranked.end());
-        const auto K = static_cast<uint64_t>(classes.size());
-        for (int64_t j = 0; j < count; ++j) {
-          const auto [h, i] = ranked[static_cast<size_t>(j)];
-          int64_t& l = p.label[static_cast<size_t>(i)];
-          const auto at = static_cast<uint64_t>(std::lower_bound(classes.begin(), classes.end(), l) - classes.begin());
-          l = classes[static_cast<size_t>((at + 1 + mix(h) % (K - 1)) % K)];
-          p.randomised.push_back(i);
-        }
-      } else if (tr.type == TransformKind::invert) {
-        p.steps.push_back({'i', 0.0, 0});
-      } else if (tr.type == TransformKind::blur) {
-        // Past the image size a wider blur is nearly uniform but costs O(σ) per pixel.
-        const double limit = static_cast<double>(std::max(set.height, set.width));
-        if (!(tr.sigma > 0.0) || !(tr.sigma <= limit))
-          throw error(f + ".sigma", "task '" + tc.name + "': blur sigma " + num(tr.sigma) +
-                                        ", expected 0 < sigma <= " + num(limit) + " (pixels)");
-        p.steps.push_back({'b', tr.sigma, 0});
-      } else if (tr.type == TransformKind::noise) {
-        if (!(tr.sigma > 0.0) || !std::isfinite(tr.sigma))
-          throw error(f + ".sigma", "task '" + tc.name + "': noise sigma " + num(tr.sigma) + ", expected > 0");
-        p.steps.push_back({'n', tr.sigma, tr.seed});
-      } else if (tr.type == TransformKind::subsample) {
-        if (tr.n < 1) throw error(f + ".n", "subsample n " + std::to_string(tr.n) + ", expected >= 1");
-        p.index = stratified(p.index, p.label, job.seed, p.source, tr.n);
-      }
+      std::visit(overloaded{
+        [&](const transform::ClassSubset& tr) {
+          if (tr.classes.empty()) throw error(f + ".classes", "empty, expected at least one class");
+          std::vector<char> keep(static_cast<size_t>(rows), 0);
+          const std::vector<int64_t> present = classes_of(p.index, p.label);
+          for (int64_t c : tr.classes) {
+            if (c < 0 || c >= rows)
+              throw error(f + ".classes", "class " + std::to_string(c) + " not in source '" + tc.source +
+                                              "' (labels 0.." + std::to_string(rows - 1) + ")");
+            if (!std::binary_search(present.begin(), present.end(), c))
+              throw error(f + ".classes", "class " + std::to_string(c) + " has no samples in task '" + tc.name +
+                                              "' (its classes here: " + list(present) + ")");
+            keep[static_cast<size_t>(c)] = 1;
+          }
+          auto filter = [&keep](std::vector<int64_t>& index, const std::vector<int64_t>& label) {
+            std::vector<int64_t> kept;
+            for (int64_t i : index)
+              if (keep[static_cast<size_t>(label[static_cast<size_t>(i)])]) kept.push_back(i);
+            index = std::move(kept);
+          };
+          filter(p.index, p.label);
+          filter(p.test_index, p.test_label);
+        },
+        [&](const transform::LabelRemap& tr) {
+          cap();
+          if (static_cast<int64_t>(tr.map.size()) != rows)
+            throw error(f + ".map", "task '" + tc.name + "': " + std::to_string(tr.map.size()) + " entries, expected " +
+                                        std::to_string(rows) + " (one per class of label space '" + info.label_space +
+                                        "')");
+          for (size_t c = 0; c < tr.map.size(); ++c)
+            if (tr.map[c] < 0 || tr.map[c] >= rows)
+              throw error(f + ".map", "map[" + std::to_string(c) + "] = " + std::to_string(tr.map[c]) +
+                                          " outside label space '" + info.label_space + "' (0.." +
+                                          std::to_string(rows - 1) + ")");
+          for (auto* labels : {&p.label, &p.test_label})
+            for (int64_t& l : *labels) l = tr.map[static_cast<size_t>(l)];
+        },
+        [&](const transform::RandomLabels& tr) {
+          cap();
+          const auto n = static_cast<int64_t>(p.index.size());
+          const int64_t count =
+              tr.count >= 0 ? tr.count : static_cast<int64_t>(std::llround(tr.fraction * static_cast<double>(n)));
+          if (tr.count < 0 && !(tr.fraction >= 0.0 && tr.fraction <= 1.0))
+            throw error(f + ".fraction", "expected a value in [0, 1], got " + num(tr.fraction));
+          if (count > n)
+            throw error(f + ".count", "task '" + tc.name + "': " + std::to_string(count) + " random labels but only " +
+                                          std::to_string(n) + " samples");
+          const std::vector<int64_t> classes = classes_of(p.index, p.label);
+          if (count > 0 && classes.size() < 2)
+            throw error(f, "task '" + tc.name + "' has one class; random labels need at least two");
+          // The `count` samples of lowest hash rank (nested in the count), each given one of
+          // the task's other classes, uniformly.
+          const uint64_t stream = chain(chain(chain(mix(job.seed), kRandomLabelTag), tr.seed), p.source);
+          std::vector<std::pair<uint64_t, int64_t>> ranked;
+          for (int64_t i : p.index) ranked.emplace_back(chain(stream, static_cast<uint64_t>(i)), i);
+          std::nth_element(ranked.begin(), ranked.begin() + count, ranked.end());
+          const auto K = static_cast<uint64_t>(classes.size());
+          for (int64_t j = 0; j < count; ++j) {
+            const auto [h, i] = ranked[static_cast<size_t>(j)];
+            int64_t& l = p.label[static_cast<size_t>(i)];
+            const auto at = static_cast<uint64_t>(std::lower_bound(classes.begin(), classes.end(), l) - classes.begin());
+            l = classes[static_cast<size_t>((at + 1 + mix(h) % (K - 1)) % K)];
+            p.randomised.push_back(i);
+          }
+        },
+        [&](const transform::Invert&) { p.steps.push_back({'i', 0.0, 0}); },
+        [&](const transform::Blur& tr) {
+          // Past the image size a wider blur is nearly uniform but costs O(σ) per pixel.
+          const double limit = static_cast<double>(std::max(set.height, set.width));
+          if (!(tr.sigma > 0.0) || !(tr.sigma <= limit))
+            throw error(f + ".sigma", "task '" + tc.name + "': blur sigma " + num(tr.sigma) +
+                                          ", expected 0 < sigma <= " + num(limit) + " (pixels)");
+          p.steps.push_back({'b', tr.sigma, 0});
+        },
+        [&](const transform::Noise& tr) {
+          if (!(tr.sigma > 0.0) || !std::isfinite(tr.sigma))
+            throw error(f + ".sigma", "task '" + tc.name + "': noise sigma " + num(tr.sigma) + ", expected > 0");
+          p.steps.push_back({'n', tr.sigma, tr.seed});
+        },
+        [&](const transform::Subsample& tr) {
+          if (tr.n < 1) throw error(f + ".n", "subsample n " + std::to_string(tr.n) + ", expected >= 1");
+          p.index = stratified(p.index, p.label, job.seed, p.source, tr.n);
+        }},
+        tc.transforms[k]);
     }
     cap();
     if (job.n_test_per_task > 0)

@@ -39,8 +39,7 @@ ConvergencePlan plan_convergence(const JobConfig& job, const TaskSet& tasks) {
     TaskConfig t = base;
     t.name = random_variant_name(base.name, m);
     if (m > 0) {
-      TransformConfig tr;
-      tr.type = TransformKind::random_labels;
+      transform::RandomLabels tr;
       tr.count = m;
       t.transforms.push_back(tr);
     }

@@ -19,10 +19,7 @@ CriticalPlan plan_critical(const JobConfig& job) {
   CriticalPlan p;
   TaskConfig sharp = task_config(job, cp.task), blurred = sharp;
   blurred.name = sharp.name + "-blurred";
-  TransformConfig blur;
-  blur.type = TransformKind::blur;
-  blur.sigma = cp.sigma;
-  blurred.transforms.push_back(blur);
+  blurred.transforms.push_back(transform::Blur{cp.sigma});
   p.pair_job = job;
   p.pair_job.tasks = {sharp, blurred};
   *p.pair = build_tasks(p.pair_job);

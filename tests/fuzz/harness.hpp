@@ -166,11 +166,15 @@ inline void check_job(const JobConfig& j) {
     require(shape_ok(s.shape), "source.shape");
   }
   for (const auto& task : j.tasks)
-    for (const auto& tr : task.transforms) {
-      if (tr.type == TransformKind::blur || tr.type == TransformKind::noise) require(finite_pos(tr.sigma), "transform.sigma");
-      if (tr.type == TransformKind::random_labels)
-        require(tr.count >= 0 || (tr.fraction >= 0 && tr.fraction <= 1), "transform.fraction");
-    }
+    for (const auto& tr : task.transforms)
+      std::visit(overloaded{[&](const transform::Blur& b) { require(finite_pos(b.sigma), "transform.sigma"); },
+                            [&](const transform::Noise& n) { require(finite_pos(n.sigma), "transform.sigma"); },
+                            [](const transform::RandomLabels& r) {
+                              require(r.count >= 0 || (r.fraction >= 0 && r.fraction <= 1), "transform.fraction");
+                            },
+                            [](const transform::Subsample& s) { require(s.n >= 1, "transform.n"); },
+                            [](const auto&) {}},
+                 tr);
 }
 
 inline void run_job(const uint8_t* data, size_t size) {

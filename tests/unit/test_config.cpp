@@ -38,8 +38,8 @@ transforms = [ { type = "class_subset", classes = [0, 1, 2] }, { type = "blur", 
 )", "ok.toml");
   ASSERT_EQ(job.tasks.size(), 2u);
   EXPECT_EQ(job.tasks[1].transforms.size(), 2u);
-  EXPECT_EQ(job.tasks[1].transforms[0].classes, (std::vector<int64_t>{0, 1, 2}));
-  EXPECT_DOUBLE_EQ(job.tasks[1].transforms[1].sigma, 1.5);
+  EXPECT_EQ(std::get<transform::ClassSubset>(job.tasks[1].transforms[0]).classes, (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_DOUBLE_EQ(std::get<transform::Blur>(job.tasks[1].transforms[1]).sigma, 1.5);
   EXPECT_TRUE(job.train.weight_decay_auto);
   EXPECT_EQ(job.complexity.curvature, Curvature::ggn);
   EXPECT_DOUBLE_EQ(job.logdet_c(), 1.0);
@@ -186,13 +186,13 @@ transforms = [ { type = "label_remap", map = [1, 0] }, { type = "random_labels",
   EXPECT_EQ(job.sources[3].cifar_label, CifarLabel::coarse);
   const auto& trs = job.tasks[0].transforms;
   ASSERT_EQ(trs.size(), 5u);
-  EXPECT_EQ(trs[0].map, (std::vector<int64_t>{1, 0}));
-  EXPECT_DOUBLE_EQ(trs[1].fraction, 0.5);
-  EXPECT_EQ(trs[1].count, -1);
-  EXPECT_EQ(trs[1].seed, 3u);
-  EXPECT_EQ(trs[2].count, 7);
-  EXPECT_DOUBLE_EQ(trs[3].sigma, 0.1);
-  EXPECT_EQ(trs[3].seed, 2u);
+  EXPECT_EQ(std::get<transform::LabelRemap>(trs[0]).map, (std::vector<int64_t>{1, 0}));
+  EXPECT_DOUBLE_EQ(std::get<transform::RandomLabels>(trs[1]).fraction, 0.5);
+  EXPECT_EQ(std::get<transform::RandomLabels>(trs[1]).count, -1);
+  EXPECT_EQ(std::get<transform::RandomLabels>(trs[1]).seed, 3u);
+  EXPECT_EQ(std::get<transform::RandomLabels>(trs[2]).count, 7);
+  EXPECT_DOUBLE_EQ(std::get<transform::Noise>(trs[3]).sigma, 0.1);
+  EXPECT_EQ(std::get<transform::Noise>(trs[3]).seed, 2u);
 }
 
 TEST(Config, BadInputUnknownKey) {

@@ -415,12 +415,7 @@ SourceConfig fashion_source() {
   s.train_labels = fashion("train", "labels-idx1");
   return s;
 }
-TransformConfig tr(TransformKind type) {
-  TransformConfig t;
-  t.type = type;
-  return t;
-}
-TaskConfig task(const std::string& name, const std::string& source, std::vector<TransformConfig> ts = {}) {
+TaskConfig task(const std::string& name, const std::string& source, std::vector<Transform> ts = {}) {
   return TaskConfig{name, source, std::move(ts)};
 }
 
@@ -430,12 +425,9 @@ JobConfig small_job() {
   job.seed = 7;
   job.n_per_task = 200;
   job.sources = {mnist_source(), fashion_source()};
-  TransformConfig subset = tr(TransformKind::class_subset);
-  subset.classes = {0, 1, 2};
-  TransformConfig sub50 = tr(TransformKind::subsample);
-  sub50.n = 50;
-  job.tasks = {task("mnist", "mnist"), task("fashion", "fashion"), task("mnist012", "mnist", {subset}),
-               task("mnist_inv", "mnist", {tr(TransformKind::invert)}), task("mnist50", "mnist", {sub50})};
+  job.tasks = {task("mnist", "mnist"), task("fashion", "fashion"),
+               task("mnist012", "mnist", {transform::ClassSubset{{0, 1, 2}}}),
+               task("mnist_inv", "mnist", {transform::Invert{}}), task("mnist50", "mnist", {transform::Subsample{50}})};
   return job;
 }
 
@@ -721,24 +713,20 @@ TEST(Tasks, ErrorsNameTheJobFileAndField) {
   EXPECT_EQ(input_error([&] { build_tasks(j); }), "/jobs/bad.toml: tasks[0].source: unknown source 'x'");
 
   j = base;
-  TransformConfig c = tr(TransformKind::class_subset);
-  c.classes = {1, 12};
-  j.tasks[0].transforms = {tr(TransformKind::invert), c};
+  j.tasks[0].transforms = {transform::Invert{}, transform::ClassSubset{{1, 12}}};
   EXPECT_EQ(input_error([&] { build_tasks(j); }),
             "/jobs/bad.toml: tasks[0].transforms[1].classes: class 12 not in source 'mnist' (labels 0..9)");
 
   for (double sigma : {0.0, -1.0}) {
     j = base;
-    TransformConfig b = tr(TransformKind::blur);
-    b.sigma = sigma;
-    j.tasks[0].transforms = {tr(TransformKind::invert), b};
+    j.tasks[0].transforms = {transform::Invert{}, transform::Blur{sigma}};
     const std::string m = input_error([&] { build_tasks(j); });
     EXPECT_TRUE(contains(m, "/jobs/bad.toml: tasks[0].transforms[1].sigma: task 'm'")) << m;
   }
 
   // (An unknown transform cannot reach build_tasks: it is an enum, checked by the parser.)
   j = base;
-  j.tasks[0].transforms = {tr(TransformKind::subsample)};  // n = 0
+  j.tasks[0].transforms = {transform::Subsample{}};  // n = 0
   EXPECT_TRUE(contains(input_error([&] { build_tasks(j); }), "/jobs/bad.toml: tasks[0].transforms[0].n: "));
 
   // Source files are named by the reader's own message.
@@ -759,18 +747,12 @@ TEST(Tasks, ErrorsNameTheJobFileAndField) {
   write_pair(tmp / "g.i", tmp / "g.l", {0, 2, 2});
   j = base;
   j.sources = {idx_source("gap", tmp / "g.i", tmp / "g.l")};
-  TransformConfig one = tr(TransformKind::class_subset);
-  one.classes = {1};
-  j.tasks = {task("empty", "gap", {one})};
+  j.tasks = {task("empty", "gap", {transform::ClassSubset{{1}}})};
   EXPECT_EQ(input_error([&] { build_tasks(j); }),
             "/jobs/bad.toml: tasks[0].transforms[0].classes: class 1 has no samples in task 'empty' (its classes "
             "here: 0, 2)");
   // A subsample below the number of classes, then a class subset of a class it lost.
-  TransformConfig sub1 = tr(TransformKind::subsample);
-  sub1.n = 1;
-  TransformConfig two = tr(TransformKind::class_subset);
-  two.classes = {0, 2};
-  j.tasks = {task("one", "gap", {sub1, two})};
+  j.tasks = {task("one", "gap", {transform::Subsample{1}, transform::ClassSubset{{0, 2}}})};
   EXPECT_TRUE(contains(input_error([&] { build_tasks(j); }), "tasks[0].transforms[1].classes: class "));
 }
 
@@ -787,13 +769,13 @@ TEST(Tasks, FashionMnist60kBuildsCappedAndUncapped) {
   JobConfig job;
   job.path = "fashion.toml";
   job.sources = {fashion_source()};
-  TransformConfig blur = tr(TransformKind::blur);
+  transform::Blur blur;
   blur.sigma = 1.0;
-  TransformConfig sub = tr(TransformKind::subsample);
+  transform::Subsample sub;
   sub.n = 5000;
-  TransformConfig shirts = tr(TransformKind::class_subset);
+  transform::ClassSubset shirts;
   shirts.classes = {0, 6};
-  job.tasks = {task("all", "fashion"), task("inverted", "fashion", {tr(TransformKind::invert)}),
+  job.tasks = {task("all", "fashion"), task("inverted", "fashion", {transform::Invert{}}),
                task("blurred", "fashion", {blur}), task("sub", "fashion", {shirts, sub})};
   // Typical: every task capped, so the time is mostly reading the source.
   job.n_per_task = 2000;
@@ -1079,8 +1061,8 @@ TEST(Transforms, NoiseIsGaussianAndKeyedByImageAndPixel) {
 
 namespace {
 
-TransformConfig random_labels(int64_t count, double fraction = -1.0, uint64_t seed = 0) {
-  TransformConfig t = tr(TransformKind::random_labels);
+transform::RandomLabels random_labels(int64_t count, double fraction = -1.0, uint64_t seed = 0) {
+  transform::RandomLabels t;
   t.count = count;
   t.fraction = fraction;
   t.seed = seed;
@@ -1138,7 +1120,7 @@ TEST(Tasks, RandomLabelsExactCountRecordedAndConflicting) {
                             s.tasks[2].random_label_indices.begin(), s.tasks[2].random_label_indices.end()));
   EXPECT_NE(s.tasks[4].random_label_indices, r37.random_label_indices);
   // A subsample after the relabelling keeps the record to the samples it holds.
-  TransformConfig sub = tr(TransformKind::subsample);
+  transform::Subsample sub;
   sub.n = 60;
   JobConfig later = job;
   later.tasks = {task("r37_60", "mnist", {random_labels(37), sub})};
@@ -1156,7 +1138,7 @@ TEST(Tasks, RandomLabelsExactCountRecordedAndConflicting) {
   job.tasks = {task("too_many", "mnist", {random_labels(201)})};
   EXPECT_EQ(input_error([&] { build_tasks(job); }),
             "rand.toml: tasks[0].transforms[0].count: task 'too_many': 201 random labels but only 200 samples");
-  TransformConfig zero = tr(TransformKind::class_subset);
+  transform::ClassSubset zero;
   zero.classes = {0};
   job.tasks = {task("one_class", "mnist", {zero, random_labels(5)})};
   EXPECT_TRUE(contains(input_error([&] { build_tasks(job); }), "at least two"));
@@ -1167,7 +1149,7 @@ TEST(Tasks, LabelRemapChangesLabelsNotInputs) {
   job.path = "remap.toml";
   job.n_per_task = 100;
   job.sources = {mnist_source()};
-  TransformConfig parity = tr(TransformKind::label_remap);
+  transform::LabelRemap parity;
   parity.map = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
   job.tasks = {task("mnist", "mnist"), task("parity", "mnist", {parity})};
   const TaskSet s = build_tasks(job);
@@ -1197,9 +1179,9 @@ TEST(Tasks, NoiseTasksHaveTheirOwnKeysAndStableBytes) {
   job.seed = 5;
   job.n_per_task = 60;
   job.sources = {mnist_source(), fashion_source()};
-  TransformConfig noise = tr(TransformKind::noise);
+  transform::Noise noise;
   noise.sigma = 0.1;
-  TransformConfig noise2 = noise;
+  transform::Noise noise2 = noise;
   noise2.sigma = 0.2;
   job.tasks = {task("mnist", "mnist"), task("noisy", "mnist", {noise}), task("noisier", "mnist", {noise2}),
                task("fashion_noisy", "fashion", {noise})};
@@ -1239,9 +1221,9 @@ TEST(Tasks, TestSplitsOwnOrSeededAndRecorded) {
   SourceConfig m = mnist_source();
   m.test_fraction = 0.2;
   job.sources = {f, m};
-  TransformConfig shirts = tr(TransformKind::class_subset);
+  transform::ClassSubset shirts;
   shirts.classes = {0, 6};
-  job.tasks = {task("fashion", "fashion"), task("shirts", "fashion", {shirts, tr(TransformKind::invert)}),
+  job.tasks = {task("fashion", "fashion"), task("shirts", "fashion", {shirts, transform::Invert{}}),
                task("mnist", "mnist"), task("mnist_r", "mnist", {random_labels(30)})};
   const TaskSet s = build_tasks(job);
   ASSERT_EQ(s.sources.size(), 2u);
@@ -1348,7 +1330,7 @@ TEST(Tasks, SklearnDigitsTaskAndAClassSubset) {
   job.seed = 2;
   job.sources = {digits_source()};
   job.sources[0].test_fraction = 0.25;
-  TransformConfig low = tr(TransformKind::class_subset);
+  transform::ClassSubset low;
   low.classes = {0, 1, 2};
   job.tasks = {task("digits", "digits8"), task("low", "digits8", {low})};
   const TaskSet s = build_tasks(job);
@@ -1504,12 +1486,12 @@ TEST(BadInput, ClassSubsetNamingAbsentClasses) {
   JobConfig job;
   job.path = "subset.toml";
   job.sources = {mnist_source()};
-  TransformConfig c = tr(TransformKind::class_subset);
+  transform::ClassSubset c;
   c.classes = {3, 10};
   job.tasks = {task("m", "mnist", {c})};
   EXPECT_EQ(input_error([&] { build_tasks(job); }),
             "subset.toml: tasks[0].transforms[0].classes: class 10 not in source 'mnist' (labels 0..9)");
-  TransformConfig first = tr(TransformKind::class_subset), then = tr(TransformKind::class_subset);
+  transform::ClassSubset first, then;
   first.classes = {1, 2};
   then.classes = {2, 3};
   job.tasks = {task("m", "mnist", {first, then})};
@@ -1579,7 +1561,7 @@ TEST(BadInput, OutOfRangeTransformValues) {
   job.path = "range.toml";
   job.n_per_task = 50;
   job.sources = {mnist_source()};
-  TransformConfig noise = tr(TransformKind::noise);
+  transform::Noise noise;
   noise.sigma = -0.1;
   job.tasks = {task("m", "mnist", {noise})};
   EXPECT_EQ(input_error([&] { build_tasks(job); }),
