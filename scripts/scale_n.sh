@@ -66,14 +66,13 @@ TOML
 import sys, h5py
 path, arch, n, np_, wall, rss = sys.argv[1:]
 with h5py.File(path, "r") as f:
-    rec = f["/jobs/record"][0]
-    rec = rec.decode() if isinstance(rec, bytes) else rec
+    metrics = f["/jobs/metrics"]
+    g = lambda k: float(metrics[k][0]) if k in metrics else float("nan")
     status = f["/jobs/status"][0]
     status = status.decode() if isinstance(status, bytes) else status
-kv = dict(p.split("=", 1) for p in rec.split() if "=" in p)
-g = lambda k: float(kv.get(k, "nan"))
-print(f"{arch:<5} {int(n):6d} {int(np_):5d} {float(wall):8.1f} {int(rss)/1024:9.0f} {g('time_sgd'):8.1f} {g('time_polish'):8.1f} "
-      f"{g('time_topk'):8.1f} {g('time_slq'):8.1f} {int(g('polish_passes')):7d} {int(g('curvature_passes')):7d} "
-      f"{int(g('hvp')):6d} {int(g('lanczos_steps')):4d} {kv.get('eps', '?').split('/')[1]:>4} {status}")
+    print(f"{arch:<5} {int(n):6d} {int(np_):5d} {float(wall):8.1f} {int(rss)/1024:9.0f} {g('time_sgd'):8.1f} "
+          f"{g('time_polish'):8.1f} {g('time_topk'):8.1f} {g('time_slq'):8.1f} {int(g('polish_passes')):7d} "
+          f"{int(g('curvature_passes')):7d} {int(g('hvp')):6d} {int(g('lanczos_steps')):4d} "
+          f"{int(g('eps_requested')):4d} {status}")
 PY
 done

@@ -40,7 +40,17 @@ struct JobRecord {
   // quadrature_unconverged); fine-tunes: ok | diverged | not_reached, scratch runs also unstable
   std::string status;
   double seconds = 0.0;
-  std::string record;  // key=value list: seed, γ, lr, B, steps, grad norm, dtype, threads
+  // The job's settings and figures as text, "key=value key=value ..." in the order added.
+  std::string record;
+  // The numeric figures of `record` by name (sgd_steps, polish_passes, time_polish, ...):
+  // /jobs/metrics/<name>, one [J] column per name, NaN where a job has no such figure.
+  std::map<std::string, double> metrics;
+
+  // A figure: into `record` and, unless NaN, `metrics`.
+  void add(const std::string& key, double value);
+  // A setting that is not a number (or a number a double cannot hold, like a 64-bit seed):
+  // into `record` only.
+  void add_text(const std::string& key, const std::string& value);
 };
 
 // What an entry of the reachability matrix carries (/reachability/flags, bits).

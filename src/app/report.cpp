@@ -157,8 +157,8 @@ std::string prediction_sentence(const RunOutput& out) {
   return os.str();
 }
 
-// Where the measurement jobs' time went (the time_* keys of their records): SGD, the polish,
-// the top-k eigensolver, SLQ, with each part's share. Empty when no record has them.
+// Where the measurement jobs' time went (their time_* figures, /jobs/metrics): SGD, the
+// polish, the top-k eigensolver, SLQ, with each part's share. Empty when no job has them.
 std::string time_split(const RunOutput& out) {
   static const char* kParts[] = {"time_sgd", "time_polish", "time_topk", "time_slq"};
   static const char* kNames[] = {"SGD", "polish", "top-k", "SLQ"};
@@ -166,19 +166,14 @@ std::string time_split(const RunOutput& out) {
   double total[4] = {0, 0, 0, 0}, counts[3] = {0, 0, 0};
   size_t jobs = 0;
   for (const auto& j : out.jobs) {
-    std::istringstream rec(j.record);
     bool any = false;
-    for (std::string kv; rec >> kv;) {
-      const size_t eq = kv.find('=');
-      if (eq == std::string::npos) continue;
-      for (int p = 0; p < 4; ++p)
-        if (kv.compare(0, eq, kParts[p]) == 0) {
-          total[p] += std::atof(kv.c_str() + eq + 1);
-          any = true;
-        }
-      for (int p = 0; p < 3; ++p)
-        if (kv.compare(0, eq, kCounts[p]) == 0) counts[p] += std::atof(kv.c_str() + eq + 1);
-    }
+    for (int p = 0; p < 4; ++p)
+      if (auto f = j.metrics.find(kParts[p]); f != j.metrics.end()) {
+        total[p] += f->second;
+        any = true;
+      }
+    for (int p = 0; p < 3; ++p)
+      if (auto f = j.metrics.find(kCounts[p]); f != j.metrics.end()) counts[p] += f->second;
     jobs += any;
   }
   const double sum = total[0] + total[1] + total[2] + total[3];

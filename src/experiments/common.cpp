@@ -1,5 +1,4 @@
 // What the experiments share: a measured run, its scheduling and storage, fits as groups.
-#include <sstream>
 
 #include "common.hpp"
 #include "taskreach/formulas.hpp"
@@ -11,12 +10,6 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
   return s;
-}
-
-std::string num(double v) {
-  std::ostringstream o;
-  o << v;
-  return o.str();
 }
 
 // A fit as a group: params, stderr, r2 and points (1-D), the formula and the parameter names
@@ -97,11 +90,15 @@ std::vector<Measurement> measure_runs(Scheduler& sched, const JobConfig& /*job: 
   for (size_t k = 0; k < runs.size(); ++k) {
     ms.push_back(Measurement::unpack(packed[k]));
     const Measurement& m = ms.back();
-    std::ostringstream rec;
-    rec << "seed=" << train_seed(runs[k].job, runs[k].seed) << " lr=" << runs[k].job.train.lr
-        << " B=" << runs[k].job.train.batch_size << " arch=" << arch_label(runs[k].job.model)
-        << " sgd_steps=" << m.sgd_steps << " tau=" << m.convergence_step << " grad_norm=" << m.grad_norm;
-    out.jobs.push_back({runs[k].label, m.status(), m.seconds, rec.str()});
+    JobRecord r{runs[k].label, m.status(), m.seconds, {}, {}};
+    r.add_text("seed", std::to_string(train_seed(runs[k].job, runs[k].seed)));
+    r.add("lr", runs[k].job.train.lr);
+    r.add("B", double(runs[k].job.train.batch_size));
+    r.add_text("arch", arch_label(runs[k].job.model));
+    r.add("sgd_steps", double(m.sgd_steps));
+    r.add("tau", double(m.convergence_step));
+    r.add("grad_norm", m.grad_norm);
+    out.jobs.push_back(std::move(r));
   }
   return ms;
 }

@@ -15,7 +15,6 @@ namespace taskreach::experiments {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string join(const std::vector<std::string>& v, const char* sep);
-std::string num(double v);
 // A fit as a group: params, stderr, r2 and points (1-D), the formula and the parameter names
 // as attributes. A fit that could not be made is stored as NaNs, so its absence is visible.
 void store_fit(RunOutput& out, const std::string& group, const Fit& f);

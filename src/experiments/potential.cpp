@@ -112,9 +112,14 @@ void run_potential(Scheduler& sched, const JobConfig& job, const TaskSet& tasks,
     S_logdet.push_back(formulas::potential_S_logdet(r2[i][0], gamma, double(d)));
     S_logdet_err.push_back(r2[i][1] / double(d));
     S_trace.push_back(formulas::potential_S_trace(r2[i][2], double(n), double(d)));
-    out.jobs.push_back({p2.label[i], "ok", r2[i][4], "gamma=" + num(gamma) + " c=" + num(so.c)});
+    JobRecord r{p2.label[i], "ok", r2[i][4], {}, {}};
+    r.add("gamma", gamma);
+    r.add("c", so.c);
+    out.jobs.push_back(std::move(r));
   }
-  out.jobs.insert(out.jobs.begin(), {p1.label[0], diverged ? "diverged" : "ok", 0.0, "snapshots=" + std::to_string(S)});
+  JobRecord first{p1.label[0], diverged ? "diverged" : "ok", 0.0, {}, {}};
+  first.add("snapshots", double(S));
+  out.jobs.insert(out.jobs.begin(), std::move(first));
   const std::string g = "/potential";
   out.extra[g + "/snapshots/step"] = step;
   out.extra[g + "/snapshots/epoch"] = epoch;

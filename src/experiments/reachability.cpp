@@ -478,17 +478,21 @@ RunOutput assemble_stored(const JobConfig& job, const TaskSet& tasks, const Plan
         for (int64_t j = 0; j < N; ++j) out.flags(i, j) |= reach_flag::unstable_target;
     for (int64_t i = 0; i < N; ++i)
       for (int64_t j = 0; j < N; ++j) {
-        std::ostringstream rec;
-        rec << "lr=" << job.finetune.lr << " B=" << job.finetune.batch_size << " momentum=" << job.finetune.momentum
-            << " eval_every=" << job.finetune.eval_every << " max_steps=" << job.finetune.max_steps
-            << " theta=" << out.finetune_threshold[size_t(i)] << " steps=" << ft_steps(i, j)
-            << " samples=" << ft_samples(i, j);
         const std::string name = i == j ? "scratch:" + tasks.tasks[size_t(i)].name
                                          : "finetune:" + tasks.tasks[size_t(i)].name + "<-" + tasks.tasks[size_t(j)].name;
         const bool unstable = i == j && scratch[size_t(i)].unstable;
-        if (i == j) rec << " theta_spread=" << scratch[size_t(i)].spread;
-        out.jobs.push_back({name, unstable ? ft_status[size_t(i * N + j)] + "+unstable" : ft_status[size_t(i * N + j)],
-                            ft_seconds[size_t(i * N + j)], rec.str()});
+        JobRecord r{name, unstable ? ft_status[size_t(i * N + j)] + "+unstable" : ft_status[size_t(i * N + j)],
+                    ft_seconds[size_t(i * N + j)], {}, {}};
+        r.add("lr", job.finetune.lr);
+        r.add("B", double(job.finetune.batch_size));
+        r.add("momentum", job.finetune.momentum);
+        r.add("eval_every", double(job.finetune.eval_every));
+        r.add("max_steps", double(job.finetune.max_steps));
+        r.add("theta", out.finetune_threshold[size_t(i)]);
+        r.add("steps", double(ft_steps(i, j)));
+        r.add("samples", double(ft_samples(i, j)));
+        if (i == j) r.add("theta_spread", scratch[size_t(i)].spread);
+        out.jobs.push_back(std::move(r));
       }
   }
 

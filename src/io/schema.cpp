@@ -2,7 +2,10 @@
 #include "schema.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -109,6 +112,40 @@ Entry field(const std::string& path, Shape shape, Need need, std::vector<JobReco
     std::vector<JobRecord>& r = out.*records;
     if (r.size() < v.size()) r.resize(v.size());
     for (size_t i = 0; i < v.size(); ++i) r[i].*m = v[i];
+  };
+  return e;
+}
+
+// The named figures of every job record (a map per record) as [J] datasets at
+// path = prefix + name, one per name any record holds: NaN where a record has none.
+Entry field(const std::string& path, Shape shape, Need need, std::vector<JobRecord> RunOutput::*records,
+            std::map<std::string, double> JobRecord::*m, Strings under) {
+  const size_t at = path.find("<key>");
+  expect(at != std::string::npos && shape == Shape::jobs && !under.empty(), path,
+         "the jobs' named figures are [J] datasets at <key> below a group");
+  const std::string prefix = path.substr(0, at);
+  Entry e = row<f64>(path, shape, std::move(need), std::move(under));
+  e.get = [prefix, records, m](const RunOutput& out) {
+    const std::vector<JobRecord>& r = out.*records;
+    std::set<std::string> names;
+    for (const JobRecord& job : r)
+      for (const auto& kv : job.*m) names.insert(kv.first);
+    std::vector<Item> items;
+    for (const std::string& name : names) {
+      std::vector<double> v(r.size(), std::numeric_limits<double>::quiet_NaN());
+      for (size_t i = 0; i < r.size(); ++i)
+        if (auto f = (r[i].*m).find(name); f != (r[i].*m).end()) v[i] = f->second;
+      items.push_back(item(prefix + name, {r.size()}, std::move(v)));
+    }
+    return items;
+  };
+  e.put = [prefix, records, m](RunOutput& out, const Item& it) {
+    const std::vector<double>& v = it.f64;
+    std::vector<JobRecord>& r = out.*records;
+    if (r.size() < v.size()) r.resize(v.size());
+    const std::string name = it.path.substr(prefix.size());
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!std::isnan(v[i])) (r[i].*m)[name] = v[i];
   };
   return e;
 }
@@ -309,6 +346,7 @@ std::vector<Entry> make_schema() {
       field<str>("/jobs/status",                          jobs,      required,  &R::jobs, &J::status),
       field<str>("/jobs/record",                          jobs,      required,  &R::jobs, &J::record),
       field<f64>("/jobs/seconds",                         jobs,      required,  &R::jobs, &J::seconds),
+      field     ("/jobs/metrics/<key>",                   jobs,      optional,  &R::jobs, &J::metrics, {"/jobs/metrics"}),
   };
 }
 

@@ -24,6 +24,21 @@ std::string now_iso() {
 
 }  // namespace
 
+void JobRecord::add(const std::string& key, double value) {
+  std::ostringstream o;
+  // Counts print as integers; other values with 6 significant digits.
+  if (std::isfinite(value) && value == std::round(value) && std::fabs(value) < 0x1p53)
+    o << static_cast<int64_t>(value);
+  else
+    o << value;
+  add_text(key, o.str());
+  if (!std::isnan(value)) metrics[key] = value;
+}
+
+void JobRecord::add_text(const std::string& key, const std::string& value) {
+  record += (record.empty() ? "" : " ") + key + "=" + value;
+}
+
 void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& tasks,
                            const std::vector<PlannedJob>& jobs, const std::vector<std::vector<int64_t>>& job_of,
                            const std::vector<std::vector<const Measurement*>>& by_job) {
@@ -156,17 +171,30 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
   for (int64_t s = 0; s < S; ++s)
     for (size_t jb = 0; jb < jobs.size(); ++jb) {
       const auto& m = *by_job[jb][size_t(s)];
-      std::ostringstream rec;
-      rec << "seed=" << train_seed(job, s) << " gamma=" << m.weight_decay << " lr=" << job.train.lr
-          << " B=" << job.train.batch_size << " sgd_steps=" << m.sgd_steps << " polish_iters=" << m.polish_iters
-          << " polish_passes=" << m.polish_passes
-          << " grad_norm=" << m.grad_norm << " dtype=" << to_string(job.train.dtype) << "+float64_polish threads=1"
-          << " n=" << jobs[jb].task.size() << " hvp=" << m.products << " curvature_passes=" << m.curvature_passes
-          << " eps=" << m.eps_converged << "/" << m.eps_requested << " lanczos_steps=" << m.lanczos_steps
-          << " quadrature_change=" << m.quadrature_change
-          << " logdet_stderr=" << m.logdet_stderr << " time_sgd=" << m.sgd_seconds
-          << " time_polish=" << m.polish_seconds << " time_topk=" << m.topk_seconds << " time_slq=" << m.slq_seconds;
-      out.jobs.push_back({jobs[jb].name + "/seed" + std::to_string(s), m.status(), m.seconds, rec.str()});
+      JobRecord r{jobs[jb].name + "/seed" + std::to_string(s), m.status(), m.seconds, {}, {}};
+      r.add_text("seed", std::to_string(train_seed(job, s)));
+      r.add("gamma", m.weight_decay);
+      r.add("lr", job.train.lr);
+      r.add("B", double(job.train.batch_size));
+      r.add("sgd_steps", double(m.sgd_steps));
+      r.add("polish_iters", double(m.polish_iters));
+      r.add("polish_passes", double(m.polish_passes));
+      r.add("grad_norm", m.grad_norm);
+      r.add_text("dtype", std::string(to_string(job.train.dtype)) + "+float64_polish");
+      r.add("threads", 1);
+      r.add("n", double(jobs[jb].task.size()));
+      r.add("hvp", double(m.products));
+      r.add("curvature_passes", double(m.curvature_passes));
+      r.add("eps_converged", double(m.eps_converged));
+      r.add("eps_requested", double(m.eps_requested));
+      r.add("lanczos_steps", double(m.lanczos_steps));
+      r.add("quadrature_change", m.quadrature_change);
+      r.add("logdet_stderr", m.logdet_stderr);
+      r.add("time_sgd", m.sgd_seconds);
+      r.add("time_polish", m.polish_seconds);
+      r.add("time_topk", m.topk_seconds);
+      r.add("time_slq", m.slq_seconds);
+      out.jobs.push_back(std::move(r));
     }
 }
 

@@ -94,7 +94,8 @@ RunOutput synthetic(size_t n) {
   o.analysis_i64 = {{"pairs_used", integer()}, {"baselines/scratch_cost/pairs", integer()}};
   for (size_t j = 0; j < n + 2; ++j) {
     o.jobs.push_back({"job" + std::to_string(j), j % 3 ? "ok" : "diverged", value(),
-                      "seed=" + std::to_string(j) + std::string(j, '*')});
+                      "seed=" + std::to_string(j) + std::string(j, '*'), {{"time_polish", value()}}});
+    if (j % 2) o.jobs.back().metrics["steps"] = double(integer());
   }
   o.extra = {{"/convergence/random_labels/steps", {value(), value(), value()}},
              {"/convergence/fits/steps/params", {value(), value()}},

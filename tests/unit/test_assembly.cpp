@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,46 @@ TEST(Assembly, EpsNotConvergedKeepsRAndFlagsIt) {
   EXPECT_TRUE(out.flags(0, 1) & reach_flag::eps_not_converged);
   EXPECT_FALSE(out.flags(0, 1) & reach_flag::excluded);
   EXPECT_FALSE(out.flags(0, 2) & reach_flag::eps_not_converged);
+}
+
+TEST(JobRecord, FiguresGoToTheTextAndTheMetrics) {
+  JobRecord r;
+  r.add_text("seed", "18446744073709551615");  // beyond a double: text only
+  r.add("sgd_steps", 600);
+  r.add("gamma", 5e-4);
+  r.add("quadrature_change", std::nan(""));  // in the text, not a metric (NaN in the file)
+  EXPECT_EQ(r.record, "seed=18446744073709551615 sgd_steps=600 gamma=0.0005 quadrature_change=nan");
+  EXPECT_EQ(r.metrics, (std::map<std::string, double>{{"gamma", 5e-4}, {"sgd_steps", 600.0}}));
+}
+
+TEST(Assembly, EveryJobRecordCarriesItsTimeSplitAndPasses) {
+  SyntheticRun run(2);
+  for (size_t j = 0; j < run.ms.size(); ++j)
+    for (size_t s = 0; s < 2; ++s) {
+      Measurement& m = run.ms[j][s];
+      m.sgd_seconds = 1.0 + double(j);
+      m.polish_seconds = 10.0 + double(s);
+      m.topk_seconds = 0.25;
+      m.slq_seconds = 3.5;
+      m.polish_passes = 100 * int64_t(j) + int64_t(s);
+      m.curvature_passes = 7;
+    }
+  const RunOutput out = run.assemble();
+  ASSERT_EQ(out.jobs.size(), 2 * run.ms.size());
+  for (size_t j = 0; j < run.ms.size(); ++j)
+    for (size_t s = 0; s < 2; ++s) {
+      const JobRecord& r = out.jobs[s * run.ms.size() + j];
+      const Measurement& m = run.ms[j][s];
+      EXPECT_EQ(r.name, run.jobs[j].name + "/seed" + std::to_string(s));
+      EXPECT_EQ(r.metrics.at("time_sgd"), m.sgd_seconds);
+      EXPECT_EQ(r.metrics.at("time_polish"), m.polish_seconds);
+      EXPECT_EQ(r.metrics.at("time_topk"), m.topk_seconds);
+      EXPECT_EQ(r.metrics.at("time_slq"), m.slq_seconds);
+      EXPECT_EQ(r.metrics.at("polish_passes"), double(m.polish_passes));
+      EXPECT_EQ(r.metrics.at("n"), double(run.jobs[j].task.size()));
+      EXPECT_NE(r.record.find(" polish_passes=" + std::to_string(m.polish_passes) + " "), std::string::npos) << r.record;
+      EXPECT_NE(r.record.find(" dtype=float32+float64_polish "), std::string::npos) << r.record;
+    }
 }
 
 TEST(Assembly, NotConvergedIsStoredButLeftOutOfTheAnalysis) {

@@ -117,7 +117,9 @@ RunOutput synthetic(size_t n) {
   for (size_t j = 0; j < 5; ++j) {
     o.jobs.push_back({"single:task" + std::to_string(j) + "/seed1", statuses[j], value(),
                       "seed=1 γ=1e-4 lr=0.05 B=64 steps=" + std::to_string(100 * j) +
-                          " grad_norm=3e-6 dtype=float32 threads=1"});
+                          " grad_norm=3e-6 dtype=float32 threads=1",
+                      {{"steps", 100.0 * double(j)}, {"time_sgd", 0.5}, {"time_polish", 1.5 + double(j)}}});
+    if (j % 2) o.jobs.back().metrics["time_slq"] = 2.0;  // NaN for the other jobs in the file
   }
   return o;
 }
@@ -207,8 +209,14 @@ TEST_F(H5Test, RoundTripIsExact) {
   for (const io::Entry& e : io::schema()) EXPECT_FALSE(io::contents(e, out).empty()) << e.path << " is not tested";
   const std::string file = path("run.h5");
   write_output(MPI_COMM_SELF, file, out);
-  expect_same(out, read_output(file));
+  const RunOutput back = read_output(file);
+  expect_same(out, back);
   EXPECT_EQ(listing(dir_), std::vector<std::string>{"run.h5"});  // no temporary left
+  // A job's figures come back as they were: a NaN in its column is a figure it does not have.
+  ASSERT_EQ(back.jobs.size(), out.jobs.size());
+  for (size_t j = 0; j < out.jobs.size(); ++j) EXPECT_EQ(back.jobs[j].metrics, out.jobs[j].metrics) << j;
+  EXPECT_EQ(back.jobs[0].metrics.count("time_slq"), 0u);
+  EXPECT_EQ(back.jobs[1].metrics.at("time_slq"), 2.0);
 }
 
 // The comparison the round trips rely on sees a change in any entry, and every entry puts
@@ -327,6 +335,10 @@ TEST_F(H5Test, OnDiskTypesFollowTheContract) {
   EXPECT_EQ(names.size, std::string("fashion_mnist").size());
   EXPECT_EQ(names.dims, (std::vector<hsize_t>{3}));
   EXPECT_EQ(inspect(file, "/jobs/record").dims, (std::vector<hsize_t>{5}));
+  // The jobs' figures as float64 columns, NaN where a job has none (time_slq: odd jobs only).
+  const DatasetInfo slq = inspect(file, "/jobs/metrics/time_slq");
+  EXPECT_TRUE(slq.native_double);
+  EXPECT_EQ(slq.dims, (std::vector<hsize_t>{5}));
 
   const DatasetInfo hvp = inspect(file, "/spectra/mnist/hvp_count");
   EXPECT_TRUE(hvp.native_int64);
@@ -475,6 +487,9 @@ TEST_F(H5Test, InfoShowsTasksAndTheMatrix) {
   }
   EXPECT_NE(info.find("R(i|j): row i = target, column j = source, nats"), std::string::npos);
   EXPECT_NE(info.find("jobs: 5 (ok 3, diverged 1, not_converged 1)"), std::string::npos) << info;
+  // The time split of the jobs' time_* figures: 2.5 + 17.5 + 0 + 4 = 24 s.
+  EXPECT_NE(info.find("time of the 5 trainings and curvature solves: 24 s: SGD 2.5 s"), std::string::npos) << info;
+  EXPECT_NE(info.find("polish 17.5 s"), std::string::npos) << info;
   EXPECT_NE(info.find("0.1.0"), std::string::npos);
   EXPECT_NE(info.find("lambda2"), std::string::npos);
   EXPECT_EQ(info.find("[[tasks]]"), std::string::npos) << "the config is not printed";

@@ -53,7 +53,7 @@ RunOutput equal_costs(int n_tasks, double seconds) {
   for (int i = 0; i < n_tasks; ++i) r.task_names.push_back("t" + std::to_string(i));
   r.attrs_i64["ranks_per_task"] = 1;
   r.attrs_i64["seeds"] = 1;
-  for (const char* kind : {"single", "union", "scratch", "finetune"}) r.jobs.push_back({std::string(kind) + ":x", "ok", seconds, ""});
+  for (const char* kind : {"single", "union", "scratch", "finetune"}) r.jobs.push_back({std::string(kind) + ":x", "ok", seconds, "", {}});
   return r;
 }
 }  // namespace
