@@ -5,11 +5,12 @@
 #
 #   tests/slurm/slurm_single_node.sh SOURCE_DIR TASKREACH_EXE
 #
-# 1. Signal forwarding and requeue, in seconds: slurm/reach.sbatch with a stand-in for the
-#    binary (tests/slurm/fake_rank.sh) on 2 tasks; `scancel --batch --signal=USR1` does what
-#    --signal=B:USR1@90 does at the time limit. Every rank must receive USR1 (each writes a
-#    file), the job must requeue itself once, restart and complete; a job submitted with
-#    --dependency=afterok on it must start only after that final completion.
+# 1. The time limit, forwarding and requeue: slurm/reach.sbatch with a stand-in for the binary
+#    (tests/slurm/fake_rank.sh) on 2 tasks with --time=3, so that SLURM itself sends the
+#    script's --signal=B:USR1@90 to the batch shell (60-90 s into the job). Every rank must
+#    receive USR1 (each writes a file), the job must requeue itself once, restart and
+#    complete; a job submitted with --dependency=afterok on it must start only after that
+#    final completion.
 #    1b. slurm/reach-array.sbatch (each array task its own job file) and slurm/scaling.sh weak
 #    (derived job files, one run per rank count, the analysis only after both runs), with the
 #    stand-in.
@@ -17,18 +18,18 @@
 #    the merge (--dependency=afterok): every shard completes its share, the merge starts after
 #    all of them, the shards computed every job once, and the merged result equals a 1-rank run
 #    to 1e-12.
-# 2. jobs/demo.toml with one seed (half the demo's trainings; the file itself is unchanged
-#    otherwise) through slurm/reach.sbatch on 2 tasks: a result, `taskreach info` reads it,
-#    jobs_reused = 0.
-# 3. The same job again to a new output with --time=3 (the run takes longer): SLURM's USR1
-#    60-90 s into the run, the run checkpoints (exit 4, "resume with"), the job requeues
-#    itself, resumes (then with a raised limit, see below) and finishes with jobs_reused > 0
+# 2. jobs/demo.toml cut to its first 3 tasks (slurm/subset_tasks.py) and one seed: real data,
+#    real trainings and solves, through slurm/reach.sbatch on 2 tasks: a result, `taskreach
+#    info` reads it, jobs_reused = 0.
+# 3. The same job again to a new output; once its first job is in the store, the batch shell
+#    gets USR1 as in step 1 (`scancel --batch --signal=USR1`: what SLURM sent there at the time
+#    limit, now at a moment that does not depend on the machine's speed). The run checkpoints
+#    (exit 4, "resume with"), the job requeues itself, resumes and finishes with jobs_reused > 0
 #    and the same R, unions C and fine-tune steps as step 2 (relative 1e-12).
 # Needs root and the Debian packages slurmctld slurmd slurm-client munge; without them it
-# exits 77 (skipped). Takes 7-10 minutes on 2 cores (the one-seed demo twice, plus the requeue).
-# Environment: TASKREACH_SLURM_TEST_KEEP=1 keeps the temporary folder (it is kept anyway on
-# failure), TASKREACH_SLURM_TEST_REQUEUES=N lets the time-limited job requeue N times before
-# its limit is raised (default 1), TASKREACH_SLURM_TEST_ONLY_FORWARDING=1 stops after step 1b,
+# exits 77 (skipped). Takes 5-7 minutes on 2 cores (the 3-task demo twice, 90 s of waiting for
+# the time limit). Environment: TASKREACH_SLURM_TEST_KEEP=1 keeps the temporary folder (it is
+# kept anyway on failure), TASKREACH_SLURM_TEST_ONLY_FORWARDING=1 stops after step 1b,
 # TASKREACH_SLURM_TEST_SKIP_DEMO=1 after step 1c.
 # The whole script is one { ... } block: bash reads it completely before running it, so an edit
 # of this file during the ~10 minutes of a run cannot change what the run does.
@@ -60,6 +61,7 @@ FAILED=1
 stop_cluster() {
   local rc=$?
   trap - EXIT INT TERM
+  [ -n "${REF_PID:-}" ] && kill "$REF_PID" 2>/dev/null
   if [ -n "${CTLD_PID:-}" ] && kill -0 "$CTLD_PID" 2>/dev/null; then
     # Our jobs first, so that no job step outlives slurmd.
     scancel --partition=test 2>/dev/null
@@ -196,22 +198,28 @@ cd "$SRC" || fail "cannot cd to $SRC"
 SB=(sbatch --parsable --chdir="$T/jobs")
 
 # ---------------------------------------------------------------------------- 1. forwarding
-say "1. USR1 forwarding to every rank, requeue, restart (stand-in binary)"
+# Step 1c's 1-rank reference run of jobs/tiny.toml, outside SLURM, on the core that step 1's
+# stand-in leaves idle while it waits for the time limit.
+"$EXE" run "$SRC/jobs/tiny.toml" --output "$T/out/tiny_ref.h5" >"$T/tiny_ref.log" 2>&1 &
+REF_PID=$!
+
+say "1. the time limit: SLURM's USR1 to the batch shell, forwarded to every rank; requeue, restart (stand-in binary)"
 mkdir -p "$T/fake"
 t_submit=$(date +%s)
 fake=$(TASKREACH_EXE="$SRC/tests/slurm/fake_rank.sh" TASKREACH_SRUN_MPI=none \
-  "${SB[@]}" --ntasks=2 --time=5 --job-name=fake slurm/reach.sbatch fake.toml "$T/fake/out.h5") || fail "sbatch"
+  "${SB[@]}" --ntasks=2 --time=3 --job-name=fake slurm/reach.sbatch fake.toml "$T/fake/out.h5") || fail "sbatch"
 dep=$("${SB[@]}" --ntasks=1 --time=1 --job-name=after-fake --dependency="afterok:$fake" \
   --wrap='date -u +%s >'"$T/fake/after_started") || fail "sbatch (dependent)"
 for _ in $(seq 150); do [ -e "$T/fake/out.h5.ready0" ] && [ -e "$T/fake/out.h5.ready1" ] && break; sleep 0.2; done
 [ -e "$T/fake/out.h5.ready1" ] || fail "the stand-in ranks did not start"
-scancel --batch --signal=USR1 "$fake" || fail "scancel --batch --signal=USR1"
-state=$(wait_job "$fake" 120)
+# Nothing sends the signal but SLURM: the script's --signal=B:USR1@90 under a 3-minute limit.
+state=$(wait_job "$fake" 240)
 flog=$T/jobs/fake-$fake.out
 [ "$state" = COMPLETED ] || fail "stand-in job: $state"
 for r in 0 1; do
   grep -q "rank $r: USR1" "$T/fake/out.h5.rank$r" 2>/dev/null || fail "rank $r did not receive USR1"
 done
+grep -q "USR1: the time limit is near" "$flog" || fail "the batch shell got no USR1 from SLURM"
 grep -q "the run exited with code 4 after USR1" "$flog" || fail "the trap did not see exit 4"
 grep -q "requeueing job $fake" "$flog" || fail "no requeue in the log"
 grep -q "job $fake (restart 1) on" "$flog" || fail "no restart in the log"
@@ -223,9 +231,11 @@ fake_end=$(epoch "$(field "$(jobinfo "$fake")" EndTime)")
 after=$(cat "$T/fake/after_started")
 [ "$after" -ge "$fake_end" ] || fail "the afterok job started ($after) before the requeued job ended ($fake_end)"
 f_start=$(logtime "$flog" "restart 0\\) on")
+f_usr1=$(logtime "$flog" "USR1: the time limit")
 f_req=$(logtime "$flog" "requeueing")
 f_restart=$(logtime "$flog" "restart 1\\) on")
-say "   ok: both ranks got USR1; submit->start $((f_start - t_submit)) s, requeue->restart $((f_restart - f_req)) s;" \
+say "   ok: both ranks got USR1; submit->start $((f_start - t_submit)) s, start->USR1 $((f_usr1 - f_start)) s" \
+  "(limit 180 s, --signal @90), requeue->restart $((f_restart - f_req)) s;" \
   "the afterok job ran after the final completion"
 
 # ---------------------------------------------------------------------------- 1b. array, scaling
@@ -266,7 +276,8 @@ if [ "${TASKREACH_SLURM_TEST_ONLY_FORWARDING:-0}" = 1 ]; then FAILED=0; say "PAS
 # ---------------------------------------------------------------------------- 1c. shards
 say "1c. jobs/tiny.toml as 3 shards (slurm/reach-shards.sh: an array, then the merge afterok)"
 export TASKREACH_EXE=$EXE
-"$EXE" run "$SRC/jobs/tiny.toml" --output "$T/out/tiny_ref.h5" >"$T/tiny_ref.log" 2>&1 || fail "the 1-rank tiny run failed: $(tail -5 "$T/tiny_ref.log")"
+wait "$REF_PID" || fail "the 1-rank tiny run failed: $(tail -5 "$T/tiny_ref.log")"
+REF_PID=
 ids=$(TASKREACH_SBATCH_OPTS="--ntasks=1 --time=5 --chdir=$T/jobs" TASKREACH_MERGE_OPTS="--ntasks=2 --chdir=$T/jobs" \
   slurm/reach-shards.sh "$SRC/jobs/tiny.toml" 3 "$T/out/tiny_sharded.h5" 2>"$T/shards.err" | tail -1) ||
   fail "reach-shards.sh: $(cat "$T/shards.err")"
@@ -298,10 +309,12 @@ say "   ok: 3 shards ($computed jobs, $waited waited for another shard), the mer
 if [ "${TASKREACH_SLURM_TEST_SKIP_DEMO:-0}" = 1 ]; then FAILED=0; say "PASS (steps 1, 1b, 1c) in $SECONDS s"; exit 0; fi
 
 # ---------------------------------------------------------------------------- 2. demo
-say "2. jobs/demo.toml (one seed) through slurm/reach.sbatch on 2 tasks"
+say "2. jobs/demo.toml, its first 3 tasks at one seed, through slurm/reach.sbatch on 2 tasks"
 export TASKREACH_EXE=$EXE
-DEMO=$T/demo-1seed.toml
-sed 's/^seeds = 2$/seeds = 1/' "$SRC/jobs/demo.toml" >"$DEMO"
+DEMO=$T/demo-3tasks.toml
+/usr/bin/python3 slurm/subset_tasks.py "$SRC/jobs/demo.toml" 3 "$DEMO.tmp" >"$T/subset.log" 2>&1 ||
+  fail "subset_tasks.py: $(cat "$T/subset.log")"
+sed 's/^seeds = 2$/seeds = 1/' "$DEMO.tmp" >"$DEMO"
 grep -q '^seeds = 1$' "$DEMO" || fail "jobs/demo.toml has no 'seeds = 2' line to make a one-seed copy of"
 t_submit=$(date +%s)
 full=$("${SB[@]}" --ntasks=2 --time=20 --job-name=demo slurm/reach.sbatch "$DEMO" "$T/out/demo.h5") || fail "sbatch"
@@ -317,31 +330,21 @@ d_end=$(logtime "$dlog" "the run exited with code 0")
 DEMO_S=$((d_end - d_start))
 say "   ok: submit->start $((d_start - t_submit)) s, run $DEMO_S s, $(h5attr "$T/out/demo.h5" jobs_computed) jobs computed"
 
-# ---------------------------------------------------------------------------- 3. time limit
-say "3. the one-seed demo with --time=3: checkpoint at USR1, requeue, resume"
+# ---------------------------------------------------------------------------- 3. checkpoint
+say "3. the same job, USR1 once its first job is stored: checkpoint, requeue, resume"
 t_submit=$(date +%s)
-tl=$("${SB[@]}" --ntasks=2 --time=3 --job-name=demo-limit slurm/reach.sbatch "$DEMO" "$T/out/demo_limit.h5") || fail "sbatch"
-# Every restart runs under the same 3-minute limit, so the demo would requeue 3-4 times; each
-# stop idles one rank until the other's job ends and each requeue waits cred_expire. After
-# TASKREACH_SLURM_TEST_REQUEUES requeues (default 1) the limit is raised so that the rest runs
-# in one go, which saves 2-3 minutes. TASKREACH_SLURM_TEST_REQUEUES=9 lets the job requeue as
-# often as it takes.
-want_requeues=${TASKREACH_SLURM_TEST_REQUEUES:-1}
-extended=0
-while :; do
-  line=$(jobinfo "$tl")
-  state=$(field "$line" JobState)
-  case "$state" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED) break ;; esac
-  if [ "$extended" = 0 ] && [ "$(field "$line" Restarts)" -ge "$want_requeues" ] 2>/dev/null; then
-    scontrol update JobId="$tl" TimeLimit=30 || fail "scontrol update TimeLimit"
-    extended=1
-    say "   requeued $want_requeues time(s) ($state): time limit raised to 30 min for the rest"
-  fi
-  [ $SECONDS -lt $DEADLINE ] || fail "time-limited demo job still $state at the test's deadline"
-  sleep 2
+tl=$("${SB[@]}" --ntasks=2 --time=20 --job-name=demo-limit slurm/reach.sbatch "$DEMO" "$T/out/demo_limit.h5") || fail "sbatch"
+store=$T/out/demo_limit.h5.work/jobs
+while ! compgen -G "$store/*.res" >/dev/null; do
+  state=$(field "$(jobinfo "$tl")" JobState)
+  case "$state" in PENDING | CONFIGURING | RUNNING) ;; *) fail "the job ended ($state) before it stored a job" ;; esac
+  [ $SECONDS -lt $DEADLINE ] || fail "no job stored in $store by the test's deadline"
+  sleep 1
 done
+scancel --batch --signal=USR1 "$tl" || fail "scancel --batch --signal=USR1"
+state=$(wait_job "$tl" 900)
 tlog=$T/jobs/demo-limit-$tl.out
-[ "$state" = COMPLETED ] || fail "time-limited demo job: $state"
+[ "$state" = COMPLETED ] || fail "interrupted demo job: $state"
 restarts=$(field "$(jobinfo "$tl")" Restarts)
 [ "${restarts:-0}" -ge 1 ] || fail "the job was never requeued (Restarts=$restarts)"
 grep -q "USR1: the time limit is near" "$tlog" || fail "no USR1 in the log"
@@ -379,7 +382,7 @@ trq=$(logtime "$tlog" "restart 1\\) on")
 tq=$(logtime "$tlog" "requeueing")
 tend=$(logtime "$tlog" "the run exited with code 0")
 say "   ok: $restarts requeue(s), jobs_reused=$reused; submit->start $((t0 - t_submit)) s, start->USR1 $((tu - t0)) s" \
-  "(limit 180 s, --signal @90), USR1->exit 4 $((te - tu)) s, requeue->restart $((trq - tq)) s," \
+  "USR1->exit 4 $((te - tu)) s, requeue->restart $((trq - tq)) s," \
   "first start->done $((tend - t0)) s (uninterrupted: $DEMO_S s)"
 grep -E "USR1: the time limit|exited with code|requeueing|\\(restart [0-9]+\\)" "$tlog" | sed 's/^/   /'
 FAILED=0
