@@ -2,6 +2,7 @@
 // Tasks from real data: sources, transforms, label spaces, sample keys and set unions.
 // Torch-free: tasks are plain float arrays, shared by the training and curvature modules.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,17 +61,28 @@ struct SampleKey {
   bool operator==(const SampleKey& o) const;
 };
 
+// Where a split's features come from (defined in tasks.cpp): the source images it needs, as
+// stored, and how they become features (fit, input chain, normalisation).
+struct SplitImages;
+
 // A task ready to train: n samples, features of length dim (normalised with the base
 // source's statistics), labels as rows of the job's shared head, the active head rows.
+// A *header* holds everything but the features (x empty): build_tasks(job, Features::on_demand)
+// makes headers, with_features() renders a header's features when its job runs.
 struct Task {
   std::string name;
   int64_t dim = 0;
-  std::vector<float> x;           // n*dim
+  std::vector<float> x;           // n*dim; empty in a header
   std::vector<int64_t> y;         // n, in [0, k_tot)
   std::vector<SampleKey> keys;    // n, sorted
+  // n, beside keys: a hash of each sample's stored bytes and of how they become its features,
+  // so that a set's content key needs no features (and a union's comes from its members').
+  std::vector<uint64_t> digests;
   std::vector<int64_t> active_rows;  // sorted head rows of the task's label space(s)
   uint64_t identity = 0;          // hash of the key set
+  std::shared_ptr<const SplitImages> images;  // renders x (not for unions: unite their members)
   int64_t size() const { return static_cast<int64_t>(y.size()); }
+  bool has_features() const { return static_cast<int64_t>(x.size()) == size() * dim; }
 
   // Held-out data of the same task, for test accuracy: the source's test split (its own
   // files, or the seeded share set by test_fraction) with the task's class_subset,
@@ -79,10 +91,19 @@ struct Task {
   // is the index in the test split's file(s) (for a seeded split, in the source's file).
   // Empty when the source has no test split. unite() leaves it empty: a union is tested
   // on its members' test sets.
-  std::vector<float> x_test;          // n_test*dim
+  // Only labels and keys are held: the features are rendered when asked for, from the
+  // source's held-out images (kept once per source, as stored: bytes for image formats) and
+  // the task's input chain, so that a run's memory does not grow by a test split per task.
   std::vector<int64_t> y_test;        // n_test
   std::vector<SampleKey> test_keys;   // n_test, sorted
+  std::shared_ptr<const SplitImages> test_images;  // set when n_test > 0
+  uint64_t test_digest = 0;           // of the test samples' bytes, rendering and labels
   int64_t test_size() const { return static_cast<int64_t>(y_test.size()); }
+  // The normalised features of test samples `rows` (positions in y_test), rows.size()*dim
+  // floats; the same values whichever rows are asked for together. Throws std::logic_error
+  // for a row out of range or a task whose test split has no images behind it.
+  std::vector<float> test_features(const std::vector<int64_t>& rows) const;
+  std::vector<float> test_features() const;  // every row
 
   // random_labels: base indices (in the source's train file) whose label was replaced,
   // sorted; each label differs from the one it replaced. Empty otherwise and for unions.
@@ -111,10 +132,20 @@ struct TaskSet {
 };
 
 // Loads every source, applies the transforms and the n_per_task cap. Deterministic: the same
-// job gives the same bytes on every rank and rank count. Throws InputError.
-TaskSet build_tasks(const JobConfig& job);
+// job gives the same bytes on every rank and rank count. Throws InputError. `on_demand`: the
+// tasks are headers, and the set keeps only the images some task holds, as stored (bytes for
+// image formats), so that memory grows by a few bytes per sample and task rather than by
+// 4·dim; `render`: every task's features too.
+enum class Features { render, on_demand };
+TaskSet build_tasks(const JobConfig& job, Features features = Features::render);
 
-// D_a ∪ D_b: distinct keys in sorted order; identity from the key set.
+// The task with its features: `t` itself when it has them, else a copy with x rendered from
+// its images. Throws std::logic_error for a header without images (a union: unite the
+// members' features instead).
+Task with_features(const Task& t);
+
+// D_a ∪ D_b: distinct keys in sorted order; identity from the key set. Of two headers, a
+// header; of two tasks with features, the features too.
 Task unite(const Task& a, const Task& b, const std::string& name);
 
 // Number of inputs (source, index, input hash) that carry two different labels.
@@ -128,8 +159,8 @@ struct ShardRange {
 };
 ShardRange shard_range(int64_t n, int rank, int ranks);
 
-// A hash of every task's keys, labels and feature bytes (train and test): equal on every
-// rank when the data are built deterministically.
+// A hash of every task's keys, labels and sample digests (train and test), and of its features
+// where it holds them: equal on every rank when the data are built deterministically.
 uint64_t fingerprint(const TaskSet& set);
 
 // The validation table: sources (format, shape, splits) and tasks (name, source, samples,

@@ -83,7 +83,10 @@ bool load_everywhere(MPI_Comm world, const std::string& path, JobConfig& job, Ta
   std::string error;
   try {
     job = load_job(path);
-    tasks = build_tasks(job);
+    // A reachability run renders each job's features when the job runs (a rank holds the N
+    // tasks as headers and the job it works on); the learning-dynamics experiments rerun a few
+    // tasks many times and keep their features.
+    tasks = build_tasks(job, job.experiment == Experiment::reachability ? Features::on_demand : Features::render);
   } catch (const InputError& e) {
     error = e.what();
   }

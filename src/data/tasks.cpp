@@ -148,9 +148,159 @@ int64_t declared_classes(const SourceConfig& sc) {
   return 0;
 }
 
+// How the images of one file of a source become task inputs: the fit to the common shape,
+// and the seed and place that key an input chain's noise. Shared by the train features, the
+// chain statistics and the test features rendered on demand.
+struct RenderSpec {
+  data::Shape from, to;
+  data::Fit fit = data::Fit::resize;
+  uint64_t job_seed = 0;
+  uint32_t source = 0;
+  int file = 0;  // 0 the train file, 1 the own test file
+  bool same_shape() const {
+    return from.channels == to.channels && from.height == to.height && from.width == to.width;
+  }
+};
+
+// A source file's images where the kernels read them, loaded on first use.
+struct DeviceBase {
+  data::BaseBytes bytes;
+  data::BaseValues values;
+  void load(const RawImages& raw) {
+    if (raw.is_float()) {
+      if (!values.data()) values = data::to_device(raw.values, raw.dim());
+    } else if (!bytes.data()) {
+      bytes = data::to_device(raw.pixels, raw.dim());
+    }
+  }
+};
+
+// Images `rows` of `raw` through an input chain into x (fitted to the common shape), not yet
+// normalised. `ids` are their indices in the source's file, which key the noise (equal to
+// `rows` when raw is the whole file).
+void render(const RawImages& raw, DeviceBase& base, const std::vector<int64_t>& rows, const std::vector<int64_t>& ids,
+            const std::vector<InputStep>& steps, const RenderSpec& spec, const data::Images& x) {
+  base.load(raw);
+  if (raw.is_float()) data::to_float(base.values, rows, spec.from, spec.fit, x);
+  else if (spec.same_shape()) data::to_float(base.bytes, rows, x);
+  else data::to_float(base.bytes, rows, spec.from, spec.fit, x);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const InputStep& st = steps[k];
+    if (st.kind == 'i') {
+      data::invert(x);
+    } else if (st.kind == 'b') {
+      data::blur(x, st.sigma);
+    } else {
+      // The stream names everything the noise of a pixel may depend on but its image and
+      // position: job seed, step seed and place in the chain, source and file.
+      const uint64_t stream =
+          chain(chain(chain(chain(chain(mix(spec.job_seed), kNoiseTag), st.seed), k), spec.source), spec.file);
+      data::add_noise(x, ids, st.sigma, stream);
+    }
+  }
+}
+
+// The held-out images of one source file that some task tests on, as stored (bytes for image
+// formats): row r is the file's image index[r].
+struct HeldOut {
+  RawImages raw;
+  std::vector<int64_t> index;  // ascending
+};
+
 }  // namespace
 
-TaskSet build_tasks(const JobConfig& job) {
+struct SplitImages {
+  std::shared_ptr<const HeldOut> held;  // shared by every task of the source file
+  std::vector<InputStep> steps;
+  RenderSpec spec;
+  data::PixelStats stats;  // the chain's train statistics
+};
+
+namespace {
+
+// The normalised features of samples `rows` (positions in `keys`) of a split.
+std::vector<float> render_split(const SplitImages& t, const std::vector<SampleKey>& keys,
+                                const std::vector<int64_t>& rows, int64_t dim, const std::string& name) {
+  const HeldOut& held = *t.held;
+  std::vector<int64_t> ids(rows.size()), at(rows.size());
+  for (size_t j = 0; j < rows.size(); ++j) {
+    if (rows[j] < 0 || rows[j] >= static_cast<int64_t>(keys.size()))
+      throw std::logic_error("features of task '" + name + "': row " + std::to_string(rows[j]) + " of " +
+                             std::to_string(keys.size()));
+    ids[j] = keys[static_cast<size_t>(rows[j])].index;
+    const auto it = std::lower_bound(held.index.begin(), held.index.end(), ids[j]);
+    if (it == held.index.end() || *it != ids[j])
+      throw std::logic_error("features of task '" + name + "': image " + std::to_string(ids[j]) + " not held");
+    at[j] = it - held.index.begin();
+  }
+  std::vector<float> out(rows.size() * static_cast<size_t>(dim));
+  if (rows.empty()) return out;
+  const data::HostImages view(out.data(), rows.size(), static_cast<size_t>(t.spec.to.channels),
+                              static_cast<size_t>(t.spec.to.height), static_cast<size_t>(t.spec.to.width));
+  const data::Images x = data::device_view(view);
+  DeviceBase base;
+  render(held.raw, base, at, ids, t.steps, t.spec, x);
+  data::normalise(x, t.stats.mean, t.stats.std);
+  data::copy_back(x, view);
+  return out;
+}
+
+std::vector<int64_t> all_rows(size_t n) {
+  std::vector<int64_t> rows(n);
+  for (size_t j = 0; j < n; ++j) rows[j] = static_cast<int64_t>(j);
+  return rows;
+}
+
+uint64_t double_bits(double v) {
+  uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+// Per sample of a split: a hash of its stored bytes and of everything that turns them into
+// its features (fit, input chain, the chain's statistics; with noise, also what keys it).
+std::vector<uint64_t> sample_digests(const SplitImages& t, const std::vector<SampleKey>& keys, uint64_t input_hash) {
+  const RenderSpec& sp = t.spec;
+  uint64_t context = chain(chain(0x72656e6465723176ull, input_hash), double_bits(t.stats.mean));  // "render1v"
+  context = chain(context, double_bits(t.stats.std));
+  for (int64_t v : {sp.from.channels, sp.from.height, sp.from.width, sp.to.channels, sp.to.height, sp.to.width})
+    context = chain(context, static_cast<uint64_t>(v));
+  context = chain(context, sp.fit == data::Fit::pad ? 1 : 0);
+  if (std::any_of(t.steps.begin(), t.steps.end(), [](const InputStep& st) { return st.kind == 'n'; }))
+    context = chain(chain(chain(context, sp.job_seed), sp.source), static_cast<uint64_t>(sp.file));
+  const HeldOut& held = *t.held;
+  const RawImages& raw = held.raw;
+  const auto rdim = static_cast<size_t>(raw.dim());
+  std::vector<uint64_t> out(keys.size());
+  for (size_t j = 0; j < keys.size(); ++j) {
+    const auto at = static_cast<size_t>(std::lower_bound(held.index.begin(), held.index.end(), keys[j].index) -
+                                        held.index.begin());
+    const uint64_t bytes = raw.is_float() ? util::fnv1a(raw.values.data() + at * rdim, rdim * sizeof(float))
+                                          : util::fnv1a(raw.pixels.data() + at * rdim, rdim);
+    out[j] = chain(context, bytes);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<float> Task::test_features(const std::vector<int64_t>& rows) const {
+  if (rows.empty()) return {};
+  if (!test_images) throw std::logic_error("test_features: task '" + name + "' has no test images behind it");
+  return render_split(*test_images, test_keys, rows, dim, name);
+}
+
+std::vector<float> Task::test_features() const { return test_features(all_rows(test_keys.size())); }
+
+Task with_features(const Task& t) {
+  if (t.has_features()) return t;
+  if (!t.images) throw std::logic_error("with_features: task '" + t.name + "' is a header without images");
+  Task c = t;
+  c.x = render_split(*t.images, t.keys, all_rows(t.keys.size()), t.dim, t.name);
+  return c;
+}
+
+TaskSet build_tasks(const JobConfig& job, Features features) {
   auto error = [&job](const std::string& field, const std::string& what) {
     return InputError(job.path + ": " + field + ": " + what);
   };
@@ -432,48 +582,29 @@ TaskSet build_tasks(const JobConfig& job) {
     p.hash = input_hash(p.steps);
   }
 
-  // Features: one device pass per (source, split, input chain) over the union of its tasks'
-  // images, written straight into the task when the chain has a single task.
-  struct DeviceBase {
-    data::BaseBytes bytes;
-    data::BaseValues values;
-  };
-  std::map<std::pair<uint32_t, int>, DeviceBase> bases;  // (source, 0 train file | 1 own test file)
-  std::map<std::tuple<uint32_t, int, uint64_t>, std::vector<size_t>> groups;
-  for (size_t t = 0; t < plans.size(); ++t)
-    for (int split : {0, 1})
-      if (split == 0 || !plans[t].test_index.empty()) groups[{plans[t].source, split, plans[t].hash}].push_back(t);
+  std::vector<DeviceBase> bases(n_src);  // of the train files, for the chain statistics
   set.tasks.resize(job.tasks.size());
   const size_t udim = static_cast<size_t>(dim);
-  // The images `need` of file `file` (0 train, 1 own test) of source s through an input chain,
-  // into x (fitted to the common shape), not yet normalised.
-  auto render = [&](uint32_t s, int file, const std::vector<int64_t>& need, const std::vector<InputStep>& steps,
-                    const data::Images& x) {
+  auto spec_of = [&](uint32_t s, int file) {
     const RawImages& raw = file == 1 ? own_test[s] : train[s];
-    DeviceBase& base = bases[{s, file}];
-    const data::Shape from{raw.channels, raw.height, raw.width};
-    const data::Fit fit = job.sources[s].fit == FitMode::pad ? data::Fit::pad : data::Fit::resize;
-    const bool same_shape = raw.channels == set.channels && raw.height == set.height && raw.width == set.width;
-    if (raw.is_float()) {
-      if (!base.values.data()) base.values = data::to_device(raw.values, raw.dim());
-      data::to_float(base.values, need, from, fit, x);
-    } else {
-      if (!base.bytes.data()) base.bytes = data::to_device(raw.pixels, raw.dim());
-      if (same_shape) data::to_float(base.bytes, need, x);
-      else data::to_float(base.bytes, need, from, fit, x);
-    }
-    for (size_t k = 0; k < steps.size(); ++k) {
-      const InputStep& st = steps[k];
-      if (st.kind == 'i') {
-        data::invert(x);
-      } else if (st.kind == 'b') {
-        data::blur(x, st.sigma);
-      } else {
-        // The stream names everything the noise of a pixel may depend on but its image and
-        // position: job seed, step seed and place in the chain, source and file.
-        const uint64_t stream = chain(chain(chain(chain(chain(mix(job.seed), kNoiseTag), st.seed), k), s), file);
-        data::add_noise(x, need, st.sigma, stream);
-      }
+    RenderSpec spec;
+    spec.from = {raw.channels, raw.height, raw.width};
+    spec.to = {set.channels, set.height, set.width};
+    spec.fit = job.sources[s].fit == FitMode::pad ? data::Fit::pad : data::Fit::resize;
+    spec.job_seed = job.seed;
+    spec.source = s;
+    spec.file = file;
+    return spec;
+  };
+  // Head rows and keys of the samples `index` (ascending; source and hash fixed, so the keys
+  // come out sorted).
+  auto fill_labels = [](const std::vector<int64_t>& index, const std::vector<int64_t>& label, uint32_t s,
+                        uint64_t hash, int64_t row_offset, std::vector<int64_t>& y, std::vector<SampleKey>& keys) {
+    y.resize(index.size());
+    keys.resize(index.size());
+    for (size_t j = 0; j < index.size(); ++j) {
+      y[j] = row_offset + label[static_cast<size_t>(index[j])];
+      keys[j] = SampleKey{s, index[j], hash, y[j]};
     }
   };
   // Normalisation statistics per (source, input chain), over the source's whole train pool
@@ -496,7 +627,7 @@ TaskSet build_tasks(const JobConfig& job) {
       const data::HostImages out(buf.data(), need.size(), static_cast<size_t>(set.channels),
                                  static_cast<size_t>(set.height), static_cast<size_t>(set.width));
       const data::Images x = data::device_view(out);
-      render(s, 0, need, steps, x);
+      render(train[s], bases[s], need, need, steps, spec_of(s, 0), x);
       data::copy_back(x, out);
       for (float v : buf) {
         sum += double(v);
@@ -510,61 +641,74 @@ TaskSet build_tasks(const JobConfig& job) {
     st.std = var > 0 ? std::sqrt(var) : 1.0;
     return chain_stat.emplace(std::make_pair(s, hash), st).first->second;
   };
-  for (const auto& [group, members] : groups) {
-    const auto [s, split, hash] = group;
-    const SourceInfo& info = set.sources[s];
-    const int file = split == 1 && info.test_split == "own" ? 1 : 0;
-    auto index_of = [split = split](const Plan& p) -> const std::vector<int64_t>& {
-      return split == 0 ? p.index : p.test_index;
-    };
-    auto x_of = [split = split](Task& task) -> std::vector<float>& { return split == 0 ? task.x : task.x_test; };
-    std::vector<int64_t> need;
-    for (size_t t : members) need.insert(need.end(), index_of(plans[t]).begin(), index_of(plans[t]).end());
-    std::sort(need.begin(), need.end());
-    need.erase(std::unique(need.begin(), need.end()), need.end());
-
-    std::vector<float> shared;
-    std::vector<float>& feats = members.size() == 1 ? x_of(set.tasks[members[0]]) : shared;
-    feats.resize(need.size() * udim);
-    const data::HostImages out(feats.data(), need.size(), static_cast<size_t>(set.channels),
-                               static_cast<size_t>(set.height), static_cast<size_t>(set.width));
-    const data::Images x = data::device_view(out);
-    render(s, file, need, plans[members.front()].steps, x);
-    const data::PixelStats& st = chain_stats(s, hash, plans[members.front()].steps);
-    data::normalise(x, st.mean, st.std);
-    data::copy_back(x, out);
-
-    for (size_t t : members) {
-      const Plan& p = plans[t];
-      Task& task = set.tasks[t];
-      const std::vector<int64_t>& index = index_of(p);
-      const std::vector<int64_t>& label = split == 0 ? p.label : p.test_label;
-      std::vector<float>& tx = x_of(task);
-      const size_t n = index.size();
-      if (&feats != &tx) {
-        tx.resize(n * udim);
-        for (size_t j = 0; j < n; ++j) {
-          const size_t at = static_cast<size_t>(std::lower_bound(need.begin(), need.end(), index[j]) - need.begin());
-          std::memcpy(tx.data() + j * udim, feats.data() + at * udim, udim * sizeof(float));
-        }
-      }
-      std::vector<int64_t>& y = split == 0 ? task.y : task.y_test;
-      std::vector<SampleKey>& keys = split == 0 ? task.keys : task.test_keys;
-      y.resize(n);
-      keys.resize(n);
-      // index is ascending and source and hash are fixed, so the keys come out sorted.
-      for (size_t j = 0; j < n; ++j) {
-        y[j] = info.row_offset + label[static_cast<size_t>(index[j])];
-        keys[j] = SampleKey{s, index[j], p.hash, y[j]};
-      }
-      if (split == 1) continue;
-      task.name = job.tasks[t].name;
-      task.dim = dim;
-      task.active_rows.resize(static_cast<size_t>(info.rows));
-      for (int64_t r = 0; r < info.rows; ++r) task.active_rows[static_cast<size_t>(r)] = info.row_offset + r;
-      task.identity = identity_of(task.keys);
-      task.random_label_indices = p.randomised;
+  // Features: every split renders from the images of its source file that some task holds,
+  // kept once as stored (HeldOut); a header keeps the recipe, a rendered task its features too.
+  auto hold = [&](const RawImages& raw, std::vector<int64_t> index) {
+    std::sort(index.begin(), index.end());
+    index.erase(std::unique(index.begin(), index.end()), index.end());
+    auto h = std::make_shared<HeldOut>();
+    RawImages& kept = h->raw;
+    kept.n = static_cast<int64_t>(index.size());
+    kept.channels = raw.channels;
+    kept.height = raw.height;
+    kept.width = raw.width;
+    const auto rdim = static_cast<size_t>(raw.dim());
+    if (raw.is_float()) kept.values.reserve(index.size() * rdim);
+    else kept.pixels.reserve(index.size() * rdim);
+    for (int64_t i : index) {
+      const auto at = static_cast<long>(static_cast<size_t>(i) * rdim);
+      if (raw.is_float()) kept.values.insert(kept.values.end(), raw.values.begin() + at, raw.values.begin() + at + long(rdim));
+      else kept.pixels.insert(kept.pixels.end(), raw.pixels.begin() + at, raw.pixels.begin() + at + long(rdim));
     }
+    h->index = std::move(index);
+    return std::shared_ptr<const HeldOut>(std::move(h));
+  };
+  std::map<uint32_t, std::vector<int64_t>> train_need, test_need;
+  for (const Plan& p : plans) {
+    auto& tn = train_need[p.source];
+    tn.insert(tn.end(), p.index.begin(), p.index.end());
+    auto& te = test_need[p.source];
+    te.insert(te.end(), p.test_index.begin(), p.test_index.end());
+  }
+  std::map<uint32_t, std::shared_ptr<const HeldOut>> held_train, held_test;
+  for (auto& [s, need] : train_need) held_train[s] = hold(train[s], std::move(need));
+  for (auto& [s, need] : test_need)
+    if (!need.empty()) held_test[s] = hold(set.sources[s].test_split == "own" ? own_test[s] : train[s], std::move(need));
+
+  for (size_t t = 0; t < plans.size(); ++t) {
+    const Plan& p = plans[t];
+    const uint32_t s = p.source;
+    const SourceInfo& info = set.sources[s];
+    Task& task = set.tasks[t];
+    task.name = job.tasks[t].name;
+    task.dim = dim;
+    task.active_rows.resize(static_cast<size_t>(info.rows));
+    for (int64_t r = 0; r < info.rows; ++r) task.active_rows[static_cast<size_t>(r)] = info.row_offset + r;
+    task.random_label_indices = p.randomised;
+    fill_labels(p.index, p.label, s, p.hash, info.row_offset, task.y, task.keys);
+    task.identity = identity_of(task.keys);
+    const data::PixelStats& st = chain_stats(s, p.hash, p.steps);
+    auto images = std::make_shared<SplitImages>();
+    images->held = held_train.at(s);
+    images->steps = p.steps;
+    images->spec = spec_of(s, 0);
+    images->stats = st;
+    task.digests = sample_digests(*images, task.keys, p.hash);
+    task.images = std::move(images);
+    if (features == Features::render) task.x = render_split(*task.images, task.keys, all_rows(task.keys.size()), dim, task.name);
+
+    if (p.test_index.empty()) continue;
+    fill_labels(p.test_index, p.test_label, s, p.hash, info.row_offset, task.y_test, task.test_keys);
+    auto test = std::make_shared<SplitImages>();
+    test->held = held_test.at(s);
+    test->steps = p.steps;
+    test->spec = spec_of(s, info.test_split == "own" ? 1 : 0);
+    test->stats = st;
+    uint64_t h = 0x7465737473706c31ull;  // "testspl1"
+    for (uint64_t d : sample_digests(*test, task.test_keys, p.hash)) h = chain(h, d);
+    for (int64_t y : task.y_test) h = chain(h, static_cast<uint64_t>(y));
+    task.test_digest = h;
+    task.test_images = std::move(test);
   }
   return set;
 }
@@ -574,16 +718,22 @@ Task unite(const Task& a, const Task& b, const std::string& name) {
     throw std::invalid_argument("unite: tasks '" + a.name + "' and '" + b.name + "' have different dims");
   if (!std::is_sorted(a.keys.begin(), a.keys.end()) || !std::is_sorted(b.keys.begin(), b.keys.end()))
     throw std::invalid_argument("unite: keys of '" + a.name + "' or '" + b.name + "' are not sorted");
+  const bool features = a.has_features() && b.has_features();
+  if (!features && ((a.size() > 0 && a.has_features()) || (b.size() > 0 && b.has_features())))
+    throw std::invalid_argument("unite: '" + a.name + "' and '" + b.name + "': a header and a task with features");
+  const bool digests = a.digests.size() == a.keys.size() && b.digests.size() == b.keys.size();
   Task u;
   u.name = name;
   u.dim = a.size() > 0 ? a.dim : b.dim;
   const size_t dim = static_cast<size_t>(u.dim);
-  auto take = [&u, dim](const Task& t, size_t i) {
+  auto take = [&u, dim, features, digests](const Task& t, size_t i) {
     if (!u.keys.empty() && u.keys.back() == t.keys[i]) return;  // a repeated key in one input
     u.keys.push_back(t.keys[i]);
     u.y.push_back(t.y[i]);
-    u.x.insert(u.x.end(), t.x.begin() + static_cast<std::ptrdiff_t>(i * dim),
-               t.x.begin() + static_cast<std::ptrdiff_t>((i + 1) * dim));
+    if (digests) u.digests.push_back(t.digests[i]);
+    if (features)
+      u.x.insert(u.x.end(), t.x.begin() + static_cast<std::ptrdiff_t>(i * dim),
+                 t.x.begin() + static_cast<std::ptrdiff_t>((i + 1) * dim));
   };
   size_t i = 0, j = 0;
   while (i < a.keys.size() || j < b.keys.size()) {
@@ -647,8 +797,8 @@ uint64_t fingerprint(const TaskSet& set) {
     h = chain(h, t.identity);
     words(t.x.data(), t.x.size() * sizeof(float));
     words(t.y.data(), t.y.size() * sizeof(int64_t));
-    h = chain(h, identity_of(t.test_keys));
-    words(t.x_test.data(), t.x_test.size() * sizeof(float));
+    words(t.digests.data(), t.digests.size() * sizeof(uint64_t));
+    h = chain(chain(h, identity_of(t.test_keys)), t.test_digest);
   }
   return h;
 }

@@ -39,16 +39,17 @@ std::string ints(const std::vector<int64_t>& v) {
 }  // namespace
 
 uint64_t sample_set_key(const Task& t) {
-  // What a training of the set sees, in the order it sees it: the features (after every
-  // transform and the normalisation), the labels as head rows, the active rows, and the test
-  // split the test accuracy is taken on. Two tasks with equal content share every result,
-  // whatever they are called and wherever they stand in the job file.
-  uint64_t h = 0x73616d706c657331ull;  // "samples1"
+  // What a training of the set sees, in the order it sees it: its samples' features (each as
+  // the digest of its stored bytes and of the fit, input chain and normalisation that make its
+  // features; a hand-made task without digests, its features), the labels as head rows, the
+  // active rows, and the test split the test accuracy is taken on. Two tasks with equal content
+  // share every result, whatever they are called and wherever they stand in the job file.
+  uint64_t h = 0x73616d706c657332ull;  // "samples2"
   h = util::chain(h, uint64_t(t.dim));
-  h = hash_vector(h, t.x);
+  h = t.digests.size() == t.keys.size() && t.size() > 0 ? hash_vector(h, t.digests) : hash_vector(h, t.x);
   h = hash_vector(h, t.y);
   h = hash_vector(h, t.active_rows);
-  h = hash_vector(h, t.x_test);
+  h = util::chain(h, t.test_digest);
   h = hash_vector(h, t.y_test);
   return h;
 }

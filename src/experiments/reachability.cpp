@@ -73,8 +73,10 @@ Plan make_plan(const JobConfig& job, const TaskSet& tasks) {
 
 PlannedJob job_task(const Plan& plan, size_t j, const TaskSet& tasks) {
   const auto& m = plan.members.at(j);
-  if (m.size() == 1) return {plan.jobs[j].name, tasks.tasks[size_t(m[0])]};
-  return {plan.jobs[j].name, union_of(tasks, m[0], m[1])};
+  const Task a = with_features(tasks.tasks[size_t(m[0])]);
+  if (m.size() == 1) return {plan.jobs[j].name, a};
+  const Task& b = tasks.tasks[size_t(m[1])];
+  return {plan.jobs[j].name, unite(a, with_features(b), a.name + "+" + b.name)};
 }
 
 std::string describe_plan(const JobConfig& job, const TaskSet& tasks, const Plan& plan, int world_size) {
@@ -297,7 +299,8 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
     int64_t left_waiting = 0;
     if (do_finetune) {
       run_phase(StoredJob::scratch, "fine-tune protocol from scratch", [&](const StoredJob& sj) {
-        auto o = finetune_scratch(sched.group(), shape, tasks.tasks[size_t(sj.a)], job, train_seed(job, 0));
+        auto o = finetune_scratch(sched.group(), shape, with_features(tasks.tasks[size_t(sj.a)]), job,
+                                  train_seed(job, 0));
         return std::vector<double>{double(o.steps), double(o.samples), o.threshold, o.seconds,
                                    o.status == "diverged" ? 1.0 : 0.0, o.spread, o.unstable ? 1.0 : 0.0};
       }, all_ready);
@@ -366,8 +369,9 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
       run_phase(StoredJob::finetune, "fine-tune T(i|j)", [&](const StoredJob& sj) {
         const double theta = results[sj.deps[1]][2];
         std::vector<double> w = load_checkpoint(shape, stored_checkpoint(list[sj.deps[0]].key));
-        FinetuneOutcome o = std::isfinite(theta) ? finetune_from(sched.group(), shape, tasks.tasks[size_t(sj.a)], job,
-                                                                 w, theta, train_seed(job, 0))
+        FinetuneOutcome o = std::isfinite(theta) ? finetune_from(sched.group(), shape,
+                                                                 with_features(tasks.tasks[size_t(sj.a)]), job, w,
+                                                                 theta, train_seed(job, 0))
                                                  : diverged_outcome(theta);
         // The first evaluation, before any step: the loss of task i at w*_j (a baseline for T).
         const double l0 = o.curve.empty() ? std::nan("") : o.curve.front()[1];

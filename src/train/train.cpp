@@ -139,15 +139,24 @@ double test_accuracy(MPI_Comm group, Net& net, const Task& task, const torch::Te
   MPI_Comm_rank(group, &rank);
   MPI_Comm_size(group, &size);
   net->eval();
-  auto x = torch::from_blob(const_cast<float*>(task.x_test.data()), {task.test_size(), task.dim}, torch::kFloat);
-  auto y = torch::from_blob(const_cast<int64_t*>(task.y_test.data()), {task.test_size()}, torch::kLong);
-  auto idx = torch::arange(rank, task.test_size(), size, torch::kLong);
+  // This rank's rows (every size-th), rendered from the source's held-out images a batch at a
+  // time: the split's features are never held whole.
+  constexpr int64_t kBatch = 1024;
   double correct = 0;
   local_then_agree(group, "test accuracy", [&] {
-    for (int64_t b0 = 0; b0 < idx.size(0); b0 += 1024) {
-      auto ib = idx.slice(0, b0, b0 + 1024);
-      auto xb = x.index_select(0, ib).to(detail::device(), dtype);
-      auto yb = y.index_select(0, ib).to(detail::device());
+    std::vector<int64_t> rows;
+    std::vector<int64_t> labels;
+    for (int64_t b0 = rank; b0 < task.test_size(); b0 += kBatch * size) {
+      rows.clear();
+      labels.clear();
+      for (int64_t r = b0; r < std::min(task.test_size(), b0 + kBatch * size); r += size) {
+        rows.push_back(r);
+        labels.push_back(task.y_test[static_cast<size_t>(r)]);
+      }
+      std::vector<float> feats = task.test_features(rows);
+      const auto nb = static_cast<int64_t>(rows.size());
+      auto xb = torch::from_blob(feats.data(), {nb, task.dim}, torch::kFloat).to(detail::device(), dtype);
+      auto yb = torch::from_blob(labels.data(), {nb}, torch::kLong).to(detail::device());
       correct += detail::masked(net->forward(xb), mask).argmax(1).eq(yb).sum().item<double>();
     }
   });

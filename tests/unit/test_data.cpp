@@ -1246,14 +1246,15 @@ TEST(Tasks, TestSplitsOwnOrSeededAndRecorded) {
   for (int64_t y : s.tasks[1].y_test) EXPECT_TRUE(y == 0 || y == 6);
   EXPECT_EQ(s.tasks[1].test_keys[0].input_hash, s.tasks[1].keys[0].input_hash);
   EXPECT_TRUE(std::is_sorted(s.tasks[1].test_keys.begin(), s.tasks[1].test_keys.end()));
-  EXPECT_EQ(s.tasks[1].x_test.size(), 500u * 784);
+  EXPECT_EQ(s.tasks[1].test_features().size(), 500u * 784);
   // Fashion's test images are normalised with the *train* statistics (0.2860 / 0.3530).
   EXPECT_NEAR(s.sources[0].mean, 0.2860, 5e-4);
   EXPECT_NEAR(s.sources[0].std, 0.3530, 5e-4);
   const RawImages t10k = read_idx_pair(fashion("t10k", "images-idx3"), fashion("t10k", "labels-idx1"));
   const auto& k0 = s.tasks[0].test_keys[3];
+  const std::vector<float> x_test = s.tasks[0].test_features();
   for (size_t p = 0; p < 784; p += 11)
-    EXPECT_NEAR(s.tasks[0].x_test[3 * 784 + p],
+    EXPECT_NEAR(x_test[3 * 784 + p],
                 (t10k.pixels[static_cast<size_t>(k0.index) * 784 + p] / 255.0 - s.sources[0].mean) / s.sources[0].std,
                 1e-5);
   // The seeded split: disjoint from every task's train samples, stratified, the same for
@@ -1273,6 +1274,103 @@ TEST(Tasks, TestSplitsOwnOrSeededAndRecorded) {
   EXPECT_EQ(build_tasks(job).sources[1].test_indices, held);
   job.seed = 12;
   EXPECT_NE(build_tasks(job).sources[1].test_indices, held);
+}
+
+// Test features are rendered on demand from the held-out images: with the train file given
+// again as the test file, a chain without noise renders the test split exactly as the train
+// path rendered the same images; any set of rows renders as the same rows of the whole; noise
+// is keyed by the file, so there the two splits differ.
+TEST(Tasks, TestFeaturesRenderedOnDemandMatchTheTrainPath) {
+  JobConfig job;
+  job.path = "lazy.toml";
+  job.seed = 5;
+  job.n_per_task = 200;
+  job.n_test_per_task = 200;
+  SourceConfig m = mnist_source();
+  m.test_images = m.train_images;
+  m.test_labels = m.train_labels;
+  job.sources = {m};
+  transform::Blur blur;
+  blur.sigma = 1.5;
+  transform::Noise noise;
+  noise.sigma = 0.4;
+  transform::ClassSubset low;
+  low.classes = {0, 1, 2};
+  job.tasks = {task("plain", "mnist"), task("blur_inv", "mnist", {blur, transform::Invert{}}),
+               task("low_blur_inv", "mnist", {low, blur, transform::Invert{}}), task("noisy", "mnist", {noise})};
+  const TaskSet s = build_tasks(job);
+  for (size_t t : {0, 1, 2}) {
+    const Task& k = s.tasks[t];
+    ASSERT_EQ(k.test_size(), k.size()) << k.name;
+    EXPECT_TRUE(k.test_keys == k.keys) << k.name;  // the same images, labels and chain
+    EXPECT_TRUE(k.test_features() == k.x) << k.name;
+  }
+  const Task& noisy = s.tasks[3];
+  ASSERT_EQ(noisy.test_size(), noisy.size());
+  const std::vector<float> all = noisy.test_features();
+  EXPECT_FALSE(all == noisy.x);
+  const std::vector<int64_t> rows{17, 3, 199, 3, 0};
+  const std::vector<float> some = noisy.test_features(rows);
+  ASSERT_EQ(some.size(), rows.size() * 784);
+  for (size_t j = 0; j < rows.size(); ++j)
+    EXPECT_TRUE(std::equal(some.begin() + long(j * 784), some.begin() + long((j + 1) * 784),
+                           all.begin() + long(size_t(rows[j]) * 784)))
+        << "row " << rows[j];
+  EXPECT_THROW(noisy.test_features({200}), std::logic_error);
+  EXPECT_THROW(Task{}.test_features({0}), std::logic_error);
+}
+
+// Headers (build_tasks on demand) hold no features; with_features() renders exactly what the
+// eager build holds, for every input chain; a union of headers carries the members' digests,
+// and its members' features united give the eager union.
+TEST(Tasks, HeadersRenderTheSameFeaturesOnDemand) {
+  JobConfig job;
+  job.path = "headers.toml";
+  job.seed = 3;
+  job.n_per_task = 150;
+  job.sources = {mnist_source(), fashion_source()};
+  job.sources[1].test_images = fashion("t10k", "images-idx3");
+  job.sources[1].test_labels = fashion("t10k", "labels-idx1");
+  job.n_test_per_task = 100;
+  transform::Blur blur;
+  blur.sigma = 2.0;
+  transform::Noise noise;
+  noise.sigma = 0.3;
+  transform::ClassSubset low;
+  low.classes = {0, 1, 2, 3, 4};
+  job.tasks = {task("m", "mnist"), task("m_low", "mnist", {low}), task("m_blur_noise", "mnist", {blur, noise}),
+               task("f_inv", "fashion", {transform::Invert{}}), task("f_low_inv", "fashion", {low, transform::Invert{}})};
+  const TaskSet eager = build_tasks(job);
+  const TaskSet lazy = build_tasks(job, Features::on_demand);
+  ASSERT_EQ(lazy.tasks.size(), eager.tasks.size());
+  for (size_t t = 0; t < eager.tasks.size(); ++t) {
+    const Task& h = lazy.tasks[t];
+    const Task& e = eager.tasks[t];
+    EXPECT_TRUE(h.x.empty()) << h.name;
+    EXPECT_FALSE(h.has_features()) << h.name;
+    EXPECT_TRUE(e.has_features()) << e.name;
+    EXPECT_TRUE(h.keys == e.keys && h.y == e.y && h.digests == e.digests) << h.name;
+    EXPECT_EQ(h.digests.size(), h.keys.size());
+    EXPECT_EQ(h.test_digest, e.test_digest) << h.name;
+    EXPECT_TRUE(with_features(h).x == e.x) << h.name;
+    EXPECT_TRUE(h.test_features() == e.test_features()) << h.name;
+  }
+  // Equal images through equal chains have equal digests in two tasks; another chain, others.
+  const Task& m = lazy.tasks[0];
+  const Task& low_m = lazy.tasks[1];
+  const auto at = std::lower_bound(m.keys.begin(), m.keys.end(), low_m.keys[0]) - m.keys.begin();
+  ASSERT_LT(size_t(at), m.keys.size());
+  ASSERT_TRUE(m.keys[size_t(at)] == low_m.keys[0]);
+  EXPECT_EQ(m.digests[size_t(at)], low_m.digests[0]);
+  ASSERT_EQ(lazy.tasks[2].keys[0].index, m.keys[0].index);  // the same image, another chain
+  EXPECT_NE(lazy.tasks[2].digests[0], m.digests[0]);
+  const Task hu = unite(lazy.tasks[3], lazy.tasks[4], "u");
+  const Task eu = unite(eager.tasks[3], eager.tasks[4], "u");
+  EXPECT_TRUE(hu.x.empty());
+  EXPECT_TRUE(hu.keys == eu.keys && hu.digests == eu.digests);
+  EXPECT_TRUE(unite(with_features(lazy.tasks[3]), with_features(lazy.tasks[4]), "u").x == eu.x);
+  EXPECT_THROW(with_features(hu), std::logic_error);
+  EXPECT_THROW(unite(lazy.tasks[3], eager.tasks[4], "mixed"), std::invalid_argument);
 }
 
 TEST(Tasks, InputShapeFitsSourcesOfEveryFormat) {
