@@ -657,8 +657,9 @@ TaskSet build_tasks(const JobConfig& job, Features features) {
     else kept.pixels.reserve(index.size() * rdim);
     for (int64_t i : index) {
       const auto at = static_cast<long>(static_cast<size_t>(i) * rdim);
-      if (raw.is_float()) kept.values.insert(kept.values.end(), raw.values.begin() + at, raw.values.begin() + at + long(rdim));
-      else kept.pixels.insert(kept.pixels.end(), raw.pixels.begin() + at, raw.pixels.begin() + at + long(rdim));
+      const auto end = at + static_cast<long>(rdim);
+      if (raw.is_float()) kept.values.insert(kept.values.end(), raw.values.begin() + at, raw.values.begin() + end);
+      else kept.pixels.insert(kept.pixels.end(), raw.pixels.begin() + at, raw.pixels.begin() + end);
     }
     h->index = std::move(index);
     return std::shared_ptr<const HeldOut>(std::move(h));
@@ -673,7 +674,8 @@ TaskSet build_tasks(const JobConfig& job, Features features) {
   std::map<uint32_t, std::shared_ptr<const HeldOut>> held_train, held_test;
   for (auto& [s, need] : train_need) held_train[s] = hold(train[s], std::move(need));
   for (auto& [s, need] : test_need)
-    if (!need.empty()) held_test[s] = hold(set.sources[s].test_split == "own" ? own_test[s] : train[s], std::move(need));
+    if (!need.empty())
+      held_test[s] = hold(set.sources[s].test_split == "own" ? own_test[s] : train[s], std::move(need));
 
   for (size_t t = 0; t < plans.size(); ++t) {
     const Plan& p = plans[t];
@@ -695,7 +697,8 @@ TaskSet build_tasks(const JobConfig& job, Features features) {
     images->stats = st;
     task.digests = sample_digests(*images, task.keys, p.hash);
     task.images = std::move(images);
-    if (features == Features::render) task.x = render_split(*task.images, task.keys, all_rows(task.keys.size()), dim, task.name);
+    if (features == Features::render)
+      task.x = render_split(*task.images, task.keys, all_rows(task.keys.size()), dim, task.name);
 
     if (p.test_index.empty()) continue;
     fill_labels(p.test_index, p.test_label, s, p.hash, info.row_offset, task.y_test, task.test_keys);

@@ -1339,7 +1339,8 @@ TEST(Tasks, HeadersRenderTheSameFeaturesOnDemand) {
   transform::ClassSubset low;
   low.classes = {0, 1, 2, 3, 4};
   job.tasks = {task("m", "mnist"), task("m_low", "mnist", {low}), task("m_blur_noise", "mnist", {blur, noise}),
-               task("f_inv", "fashion", {transform::Invert{}}), task("f_low_inv", "fashion", {low, transform::Invert{}})};
+               task("f_inv", "fashion", {transform::Invert{}}),
+               task("f_low_inv", "fashion", {low, transform::Invert{}})};
   const TaskSet eager = build_tasks(job);
   const TaskSet lazy = build_tasks(job, Features::on_demand);
   ASSERT_EQ(lazy.tasks.size(), eager.tasks.size());
