@@ -52,6 +52,7 @@ struct Measurement {
   double sgd_seconds = 0, polish_seconds = 0, topk_seconds = 0, slq_seconds = 0;
   int64_t sgd_steps = 0, polish_iters = 0, products = 0, eps_requested = 0, eps_converged = 0;
   int64_t lanczos_steps = 0;  // m of the quadrature kept (2m after a failed m/2 check)
+  int64_t lanczos_extended = 0;  // 1: the m/2 check failed at the chosen m and the runs went on to 2m
   int64_t curvature_passes = 0;  // passes over the data of the top-k solve and SLQ (block products: one)
   int64_t polish_passes = 0;     // passes over the data of the polish (its preconditioner's included)
   int64_t convergence_step = -1;
@@ -70,7 +71,7 @@ struct Measurement {
                     &m.polish_seconds, &m.topk_seconds, &m.slq_seconds})
       f64(*f);
     for (auto* f : {&m.sgd_steps, &m.polish_iters, &m.products, &m.eps_requested, &m.eps_converged,
-                    &m.convergence_step, &m.lanczos_steps, &m.curvature_passes, &m.polish_passes})
+                    &m.convergence_step, &m.lanczos_steps, &m.curvature_passes, &m.polish_passes, &m.lanczos_extended})
       i64(*f);
     for (auto* f : {&m.probes, &m.probes_half, &m.probes_alt, &m.trace_probes, &m.eigenvalues, &m.residuals, &m.curve, &m.esd_nodes, &m.esd_weights}) vec(*f);
   }
@@ -103,7 +104,7 @@ struct Measurement {
 
 // The layout of a packed Measurement, part of every durable result's key: a result written by
 // a build with another layout is never unpacked, it is recomputed.
-constexpr const char* kResultFormat = "measurement-v6";
+constexpr const char* kResultFormat = "measurement-v7";
 
 // The seed of repetition s: the same initialisation for every job, so differences pair up.
 uint64_t train_seed(const JobConfig& job, int64_t s);

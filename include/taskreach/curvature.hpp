@@ -25,6 +25,9 @@ struct SpectrumOptions {
   double c_alt = 0.0;          // > 0: the same log-det at a second c, from the same Lanczos runs
   uint64_t seed = 1;           // probes: counter-based, keyed by (seed, probe, index)
   double eps_tol = 1e-10;
+  // The quadrature check acted on: where the m/2 values move the log det by more than a third
+  // of its probe error, every probe goes on to 2m steps (once; the result says so).
+  bool quadrature_check = false;
   std::string prefix = "curv_";  // options prefix for the EPS
 };
 
@@ -49,6 +52,7 @@ struct SpectrumResult {
   int64_t products = 0;              // operator applications (vectors)
   int64_t passes = 0;                // passes over the data: single or block products
   int64_t lanczos_steps = 0;         // m used
+  bool lanczos_extended = false;     // m is twice the chosen one: the check failed at first
   int64_t probe_block = 0;           // probes per block product used
   double lambda_next = 0.0;          // the bound on λ_{k+1} that chose m
   double seconds = 0.0;

@@ -96,22 +96,14 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
       tr.weights = load_checkpoint(shape, checkpoint, &tr.buffers);
     }
     SpectrumOptions so = spectrum_options(job);
-    SpectrumResult sp = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
     // The quadrature check: the same probes at m/2 steps must move the log det by less than a
-    // third of its probe error. Otherwise the solve is rerun once with 2m steps (its cost
-    // counted too); still failing, the job is marked and left out of the analysis.
-    if (job.complexity.quadrature_check && sp.quadrature_change > sp.logdet_stderr / 3.0) {
-      so.lanczos_steps = so.lanczos_max = 2 * sp.lanczos_steps;
-      SpectrumResult again = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
-      again.products += sp.products;
-      again.passes += sp.passes;
-      again.seconds += sp.seconds;
-      again.topk_seconds += sp.topk_seconds;
-      again.slq_seconds += sp.slq_seconds;
-      sp = std::move(again);
-      if (sp.quadrature_change > sp.logdet_stderr / 3.0) m.flags |= job_flag::quadrature_unconverged;
-    }
+    // third of its probe error. Otherwise the Lanczos runs go on to 2m steps (once); still
+    // failing, the job is marked and left out of the analysis.
+    so.quadrature_check = job.complexity.quadrature_check;
+    SpectrumResult sp = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
+    if (so.quadrature_check && sp.quadrature_change > sp.logdet_stderr / 3.0) m.flags |= job_flag::quadrature_unconverged;
     m.lanczos_steps = sp.lanczos_steps;
+    m.lanczos_extended = sp.lanczos_extended ? 1 : 0;
     m.logdet = sp.logdet;
     m.logdet_stderr = sp.logdet_stderr;
     m.quadrature_change = sp.quadrature_change;

@@ -188,6 +188,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
       r.add("eps_converged", double(m.eps_converged));
       r.add("eps_requested", double(m.eps_requested));
       r.add("lanczos_steps", double(m.lanczos_steps));
+      r.add("lanczos_extended", double(m.lanczos_extended));
       r.add("quadrature_change", m.quadrature_change);
       r.add("logdet_stderr", m.logdet_stderr);
       r.add("time_sgd", m.sgd_seconds);

@@ -457,6 +457,15 @@ class DiagonalOperator final : public CurvatureOperator {
  private:
   std::vector<double> l_;
 };
+
+// d eigenvalues: k outliers of 1e6·(k + 1 − i), then 1e5 falling geometrically to 1e-4: after
+// deflating the k outliers, c·λ_{k+1} = 1e5 at c = 1.
+std::vector<double> sharp_spectrum(int64_t d, int64_t k) {
+  std::vector<double> lambda(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i)
+    lambda[size_t(i)] = i < k ? 1e6 * double(k - i + 1) : 1e5 * std::pow(1e-9, double(i - k) / double(d - k - 1));
+  return lambda;
+}
 }  // namespace
 
 // A sharp spectrum: c·λ_{k+1} = 10⁵ after deflation. For a diagonal operator Rademacher probes
@@ -465,9 +474,7 @@ class DiagonalOperator final : public CurvatureOperator {
 // within 0.1%, and the m/2 check flags the fixed m.
 TEST(Curvature, LanczosStepsFollowTheDeflatedSpectrum) {
   const int64_t d = 600, k = 10;
-  std::vector<double> lambda(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; ++i)
-    lambda[size_t(i)] = i < k ? 1e6 * double(k - i + 1) : 1e5 * std::pow(1e-9, double(i - k) / double(d - k - 1));
+  const std::vector<double> lambda = sharp_spectrum(d, k);
   DiagonalOperator op(lambda);
   double exact = 0;
   for (double l : lambda) exact += std::log1p(l);
@@ -489,4 +496,50 @@ TEST(Curvature, LanczosStepsFollowTheDeflatedSpectrum) {
   if (world_rank() == 0)
     std::printf("c·λ_{k+1} = 1e5: log det exact %.2f; m = 30: %+.2f%%; m = %d: %+.3f%%\n", exact,
                 100 * (fixed.logdet - exact) / exact, int(chosen.lanczos_steps), 100 * (chosen.logdet - exact) / exact);
+}
+
+// The m/2 check acted on: where it fails, the Lanczos runs go on from m to 2m. The values are
+// those of a run that took 2m steps from the start (bitwise: the same probes, the same
+// deflation, the same arithmetic per probe), in m more block passes instead of a second top-k
+// solve and 2m; with several probe blocks each block runs again from its start (the bases of
+// the others were released), still without the second top-k solve.
+TEST(Curvature, FailedQuadratureCheckContinuesTheSameRuns) {
+  const int64_t d = 600, k = 10;
+  const std::vector<double> lambda = sharp_spectrum(d, k);
+  DiagonalOperator op(lambda);
+  for (int64_t block : {0, 3}) {
+    SpectrumOptions so;
+    so.top_k = k;
+    so.probes = 8;
+    so.lanczos_steps = 30;
+    so.seed = 3;
+    so.probe_block = block;
+    const auto plain = estimate_spectrum(MPI_COMM_WORLD, op, so);
+    ASSERT_GT(plain.quadrature_change, plain.logdet_stderr / 3.0) << "the fixed m = 30 must fail the check here";
+    EXPECT_FALSE(plain.lanczos_extended);
+    so.quadrature_check = true;
+    const auto extended = estimate_spectrum(MPI_COMM_WORLD, op, so);
+    so.quadrature_check = false;
+    so.lanczos_steps = 60;
+    const auto fresh = estimate_spectrum(MPI_COMM_WORLD, op, so);
+    EXPECT_TRUE(extended.lanczos_extended);
+    EXPECT_EQ(extended.lanczos_steps, 60);
+    ASSERT_EQ(extended.probe_values.size(), fresh.probe_values.size());
+    for (size_t p = 0; p < fresh.probe_values.size(); ++p) {
+      EXPECT_EQ(extended.probe_values[p], fresh.probe_values[p]) << "probe " << p;
+      EXPECT_EQ(extended.probe_values_half[p], fresh.probe_values_half[p]) << "probe " << p;  // at m = 30
+      EXPECT_EQ(extended.probe_values_half[p], plain.probe_values[p]) << "probe " << p;
+    }
+    EXPECT_EQ(extended.logdet, fresh.logdet);
+    EXPECT_EQ(extended.quadrature_change, fresh.quadrature_change);
+    EXPECT_EQ(extended.esd_nodes, fresh.esd_nodes);
+    // Passes: one top-k solve, then 30 + 30 block passes per block (one block), or 30 and then
+    // 60 (three blocks of at most 3 probes each, run again from the start).
+    const int64_t topk = plain.passes - (block == 0 ? 30 : 3 * 30);
+    EXPECT_EQ(fresh.passes, topk + (block == 0 ? 60 : 3 * 60));
+    EXPECT_EQ(extended.passes, topk + (block == 0 ? 60 : 3 * 30 + 3 * 60));
+    if (world_rank() == 0)
+      std::printf("probe block %d: m 30 → 60 in %d passes (a fresh 60-step run: %d; a rerun with its top-k: %d)\n",
+                  int(block), int(extended.passes), int(fresh.passes), int(plain.passes + fresh.passes));
+  }
 }
