@@ -5,7 +5,10 @@
 # one seed, no fine-tuning) on RANKS ranks in one group. Prints, per run: wall time, peak RSS
 # of the largest rank, the time split, the data passes of the polish and of the curvature
 # (block products count once), operator-vector products, m and k, status. POLISH (default
-# spectral_lbfgs) sets train.polish.
+# spectral_lbfgs) sets train.polish, POLISH_ITERS (8000) its budget, GRAPH_SAMPLES (16384)
+# complexity.graph_samples: how many samples' graphs the curvature operator holds per rank
+# (0: every product rebuilds them, so its memory beyond the data stays one batch's),
+# PROBE_BLOCK (0: all probes) complexity.probe_block: the Lanczos bases held at once.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: scripts/scale_n.sh OUTDIR ARCH:N:RANKS ...}
@@ -36,7 +39,7 @@ batch_size = 50
 lr = 0.05
 momentum = 0.9
 grad_tol = 1e-5
-polish_iters = 8000
+polish_iters = ${POLISH_ITERS:-8000}
 polish = "${POLISH:-spectral_lbfgs}"
 seeds = 1
 
@@ -47,6 +50,8 @@ enabled = false
 lambda2 = 0.25
 probes = 16
 lanczos_steps = 30
+graph_samples = ${GRAPH_SAMPLES:-16384}
+probe_block = ${PROBE_BLOCK:-0}
 
 [[sources]]
 name = "fashion"

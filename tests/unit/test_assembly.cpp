@@ -172,6 +172,7 @@ TEST(Assembly, EveryJobRecordCarriesItsTimeSplitAndPasses) {
       m.slq_seconds = 3.5;
       m.polish_passes = 100 * int64_t(j) + int64_t(s);
       m.curvature_passes = 7;
+      m.lanczos_extended = int64_t(j % 2);
     }
   const RunOutput out = run.assemble();
   ASSERT_EQ(out.jobs.size(), 2 * run.ms.size());
@@ -186,6 +187,7 @@ TEST(Assembly, EveryJobRecordCarriesItsTimeSplitAndPasses) {
       EXPECT_EQ(r.metrics.at("time_slq"), m.slq_seconds);
       EXPECT_EQ(r.metrics.at("polish_passes"), double(m.polish_passes));
       EXPECT_EQ(r.metrics.at("n"), double(run.jobs[j].task.size()));
+      EXPECT_EQ(r.metrics.at("lanczos_extended"), double(m.lanczos_extended));
       EXPECT_NE(r.record.find(" polish_passes=" + std::to_string(m.polish_passes) + " "), std::string::npos) << r.record;
       EXPECT_NE(r.record.find(" dtype=float32+float64_polish "), std::string::npos) << r.record;
     }
