@@ -205,7 +205,7 @@ struct ComplexityConfig {
   // the rest are rebuilt per micro-batch in every product (memory O(batch), one more forward
   // pass per product). −1: all.
   int64_t graph_samples = 16384;
-  // The m/2 quadrature check enforced (rerun with 2m once, then quadrature_unconverged).
+  // The m/2 quadrature check enforced (the Lanczos runs continue to 2m once, then quadrature_unconverged).
   bool quadrature_check = true;
   int64_t samples = 0;       // curvature on a fixed seeded subsample of this size, scaled by n/n_sub (0: all)
 };
