@@ -1,9 +1,12 @@
 // Curvature-vector products at w* (DESIGN §1–2) on this rank's shard, in float64.
 // G v = Σ_i J_iᵀ (diag p_i − p_i p_iᵀ) J_i v with J_i the logits' Jacobian: J v comes from
 // differentiating Jᵀu with respect to the dummy u (double backward). The graphs of the first
-// `keep_graphs` samples' batches are built once here and reused by every product; the other
-// batches keep only their inputs and rebuild their graph in each product, so the operator's
-// memory beyond the data is that of keep_graphs samples plus one micro-batch.
+// `keep_graphs` samples' batches (within kGraphBudgetBytes) are built once here and reused by
+// every product; the other batches keep only their inputs and rebuild their graph in each
+// product, so the operator's memory beyond the data is that of the held graphs plus one
+// micro-batch's.
+#include <malloc.h>
+
 #include <algorithm>
 #include <numeric>
 
@@ -11,6 +14,16 @@
 #include "taskreach/util.hpp"
 
 namespace taskreach {
+namespace {
+
+// Bytes the process's heap holds in use (glibc: the arenas' allocated chunks and the mmapped
+// ones), where LibTorch's CPU tensors live.
+double heap_in_use() {
+  const struct mallinfo2 mi = mallinfo2();
+  return double(mi.uordblks) + double(mi.hblkhd);
+}
+
+}  // namespace
 
 struct TorchCurvature::Impl {
   detail::Net net{nullptr};
@@ -25,6 +38,7 @@ struct TorchCurvature::Impl {
   std::vector<Batch> batches;
   torch::Tensor mask;
   int64_t kept = 0;
+  double kept_bytes = 0.0;
 
   // The double-backward graph of one batch at the operator's weights.
   void build(Batch& b) {
@@ -51,7 +65,7 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
                                const Task& task, int shard_rank, int shard_size,
                                Curvature kind, int64_t batch_size,
                                const std::vector<double>& buffers, int64_t subsample, uint64_t seed,
-                               int64_t keep_graphs, bool float32)
+                               int64_t keep_graphs, bool float32, double keep_bytes)
     : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.ggn = kind == Curvature::ggn;
@@ -81,14 +95,23 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
   const auto idx = torch::tensor(mine, torch::kLong).to(detail::device());
   const auto x = detail::features(task, dtype).index_select(0, idx);
   const auto y = detail::labels(task).index_select(0, idx);
+  bool holding = true;
   for (int64_t b0 = 0; b0 < x.size(0); b0 += batch_size) {
     const int64_t b1 = std::min<int64_t>(x.size(0), b0 + batch_size);
     Impl::Batch b;
     b.x = x.slice(0, b0, b1);
     b.y = y.slice(0, b0, b1);
-    if (keep_graphs < 0 || m.kept + (b1 - b0) <= keep_graphs) {
+    if (holding && (keep_graphs < 0 || m.kept + (b1 - b0) <= keep_graphs)) {
+      const double before = heap_in_use();
       m.build(b);
-      m.kept += b1 - b0;
+      const double bytes = std::max(0.0, heap_in_use() - before);
+      if (m.kept_bytes + bytes <= keep_bytes) {
+        m.kept += b1 - b0;
+        m.kept_bytes += bytes;
+      } else {  // over the budget: this batch and the rest rebuild their graphs in every product
+        m.release(b);
+        holding = false;
+      }
     }
     m.batches.push_back(std::move(b));
   }
@@ -97,6 +120,8 @@ TorchCurvature::TorchCurvature(const ModelShape& shape, const std::vector<double
 TorchCurvature::~TorchCurvature() = default;
 
 int64_t TorchCurvature::kept_samples() const { return impl_->kept; }
+
+double TorchCurvature::kept_bytes() const { return impl_->kept_bytes; }
 
 std::vector<int64_t> curvature_subsample(int64_t n, int64_t count, uint64_t seed) {
   std::vector<int64_t> idx(static_cast<size_t>(n));

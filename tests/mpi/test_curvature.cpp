@@ -122,8 +122,9 @@ TEST(Curvature, ProductsAgreeOnOneAndAllRanks) {
   for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(y1[i], y2[i], 1e-10 * scale) << "entry " << i;
 }
 
-// Graphs held for part of the shard and rebuilt per product for the rest (bounded memory) give
-// the products of graphs held for all of it, for both curvatures, on this rank's shard.
+// Graphs held for part of the shard and rebuilt per product for the rest (bounded memory, by a
+// sample count or by bytes) give the products of graphs held for all of it, for both
+// curvatures, on this rank's shard.
 TEST(Curvature, RebuiltGraphsGiveTheSameProducts) {
   Fixture f(Arch::mlp, {6});
   for (Curvature kind : {Curvature::ggn, Curvature::hessian}) {
@@ -134,18 +135,29 @@ TEST(Curvature, RebuiltGraphsGiveTheSameProducts) {
     EXPECT_GT(partly.kept_samples(), 0);
     EXPECT_LE(partly.kept_samples(), 64);
     EXPECT_LT(partly.kept_samples(), held.kept_samples());
+    // A byte budget below what every graph takes (measured as they were built) holds fewer.
+    ASSERT_GT(held.kept_bytes(), 0.0);
+    TorchCurvature capped(f.shape, f.w, f.task, world_rank(), world_size(), kind, 64, {}, 0, 0, -1, false,
+                          held.kept_bytes() / 2);
+    EXPECT_LT(capped.kept_samples(), held.kept_samples());
+    EXPECT_LE(capped.kept_bytes(), held.kept_bytes() / 2);
+    if (world_rank() == 0)
+      std::printf("%s graphs: %d samples held in %.0f bytes; budget %.0f: %d held\n", to_string(kind),
+                  int(held.kept_samples()), held.kept_bytes(), held.kept_bytes() / 2, int(capped.kept_samples()));
     std::vector<double> v(size_t(held.dim()));
     for (size_t i = 0; i < v.size(); ++i) v[i] = rademacher(6, 1, i);
-    std::vector<double> a(v.size()), b(v.size()), c(v.size());
+    std::vector<double> a(v.size()), b(v.size()), c(v.size()), e(v.size());
     for (int rep = 0; rep < 2; ++rep) {  // a rebuilt graph is released and built again
       held.apply_shard(v.data(), a.data());
       partly.apply_shard(v.data(), b.data());
       none.apply_shard(v.data(), c.data());
+      capped.apply_shard(v.data(), e.data());
       const double scale = max_abs(a);
       ASSERT_GT(scale, 0.0);
       for (size_t i = 0; i < v.size(); ++i) {
         EXPECT_NEAR(a[i], b[i], 1e-13 * scale) << "entry " << i;
         EXPECT_NEAR(a[i], c[i], 1e-13 * scale) << "entry " << i;
+        EXPECT_NEAR(a[i], e[i], 1e-13 * scale) << "entry " << i;
       }
     }
   }
