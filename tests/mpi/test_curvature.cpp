@@ -136,11 +136,15 @@ TEST(Curvature, RebuiltGraphsGiveTheSameProducts) {
     EXPECT_LE(partly.kept_samples(), 64);
     EXPECT_LT(partly.kept_samples(), held.kept_samples());
     // A byte budget below what every graph takes (measured as they were built) holds fewer.
+#ifndef __SANITIZE_ADDRESS__
     ASSERT_GT(held.kept_bytes(), 0.0);
+#endif  // under ASan the heap is its allocator's, not glibc's: unmeasured, and no budget binds
     TorchCurvature capped(f.shape, f.w, f.task, world_rank(), world_size(), kind, 64, {}, 0, 0, -1, false,
                           held.kept_bytes() / 2);
-    EXPECT_LT(capped.kept_samples(), held.kept_samples());
-    EXPECT_LE(capped.kept_bytes(), held.kept_bytes() / 2);
+    if (held.kept_bytes() > 0.0) {
+      EXPECT_LT(capped.kept_samples(), held.kept_samples());
+      EXPECT_LE(capped.kept_bytes(), held.kept_bytes() / 2);
+    }
     if (world_rank() == 0)
       std::printf("%s graphs: %d samples held in %.0f bytes; budget %.0f: %d held\n", to_string(kind),
                   int(held.kept_samples()), held.kept_bytes(), held.kept_bytes() / 2, int(capped.kept_samples()));
