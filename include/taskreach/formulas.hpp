@@ -34,6 +34,10 @@ inline double log1p_clipped(double c, double lambda) { return std::log1p(c * std
 // R(i|j) = C_β(D_i ∪ D_j) − C_β(D_j)   (§2.3)
 inline double reachability(double c_union, double c_source) { return c_union - c_source; }
 
+// The quadrature check (DESIGN §1): the same probes at m/2 Lanczos steps move a log det (or a
+// paired difference of two) by more than a third of its probe error.
+inline bool quadrature_unconverged(double change, double probe_stderr) { return change > probe_stderr / 3.0; }
+
 // Independent error parts (probe, seed) combined in quadrature.
 inline double combined_stderr(double a, double b) { return std::hypot(a, b); }
 

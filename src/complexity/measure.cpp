@@ -101,7 +101,8 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
     // failing, the job is marked and left out of the analysis.
     so.quadrature_check = job.complexity.quadrature_check;
     SpectrumResult sp = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
-    if (so.quadrature_check && sp.quadrature_change > sp.logdet_stderr / 3.0) m.flags |= job_flag::quadrature_unconverged;
+    if (so.quadrature_check && formulas::quadrature_unconverged(sp.quadrature_change, sp.logdet_stderr))
+      m.flags |= job_flag::quadrature_unconverged;
     m.lanczos_steps = sp.lanczos_steps;
     m.lanczos_extended = sp.lanczos_extended ? 1 : 0;
     m.logdet = sp.logdet;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "shell.hpp"
 #include "taskreach/formulas.hpp"
@@ -172,8 +173,7 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
       auto& q = b.Q[size_t(i)];
       if (!b.active[size_t(i)] || q->size() >= steps) continue;
       auto grown = std::make_unique<OwnedVecs>(A.vec_like(), steps);
-      for (PetscInt j = 0; j < b.steps; ++j) TASKREACH_PETSC(VecCopy((*q)[j], (*grown)[j]));
-      if (b.steps == 0) TASKREACH_PETSC(VecCopy((*q)[0], (*grown)[0]));
+      for (PetscInt j = 0; j < std::max<PetscInt>(b.steps, 1); ++j) TASKREACH_PETSC(VecCopy((*q)[j], (*grown)[j]));
       q = std::move(grown);
     }
     for (PetscInt j = b.steps; j < steps; ++j) {
@@ -212,15 +212,15 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
   };
   // Every probe to m steps. One block is kept (its bases are what a longer run continues
   // from); several are run one after another, each released when done.
-  std::vector<ProbeBlock> kept;
+  std::optional<ProbeBlock> kept;
   auto run_all = [&](PetscInt steps) {
     const PetscInt block = block_for(steps);
     res.probe_block = block;
-    kept.clear();
+    kept.reset();
     for (PetscInt p0 = 0; p0 < probes; p0 += block) {
       ProbeBlock b = start_block(p0, std::min<PetscInt>(block, probes - p0));
       advance(b, steps);
-      if (block >= probes) kept.push_back(std::move(b));
+      if (block >= probes) kept = std::move(b);
     }
   };
   // The values of every probe from its tridiagonal, and the quadrature check: the same probe
@@ -287,8 +287,8 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
   // several blocks run again from the start) — the values of a 2m run, without a second
   // top-k solve or the first m steps. m/2 → m is then the check.
   const PetscInt m2 = std::min<PetscInt>(2 * m, d - res.converged);
-  if (opt.quadrature_check && res.quadrature_change > res.logdet_stderr / 3.0 && m2 > m) {
-    if (!kept.empty() && block_for(m2) >= probes) advance(kept.front(), m2);
+  if (opt.quadrature_check && formulas::quadrature_unconverged(res.quadrature_change, res.logdet_stderr) && m2 > m) {
+    if (kept && block_for(m2) >= probes) advance(*kept, m2);
     else run_all(m2);
     res.lanczos_steps = m2;
     res.lanczos_extended = true;

@@ -155,7 +155,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
       out.stderr_seed(i, jj) = formulas::stderr_of_mean(r_seed);
       // The quadrature check of the difference itself (each C was checked in its own job).
       if (cc.quadrature_check && dh.size() == dp.size() && !dp.empty() &&
-          std::fabs(formulas::mean(dp) - formulas::mean(dh)) > out.stderr_probe(i, jj) / 3.0)
+          formulas::quadrature_unconverged(std::fabs(formulas::mean(dp) - formulas::mean(dh)), out.stderr_probe(i, jj)))
         flag |= reach_flag::quadrature | reach_flag::excluded;
       out.stderr_total(i, jj) = formulas::combined_stderr(out.stderr_probe(i, jj), out.stderr_seed(i, jj));
       // Judged with the t quantile of the combined error's degrees of freedom.
