@@ -29,7 +29,7 @@ mount_tmpfs() {  # DIR SIZE
   [ "$(id -u)" = 0 ] || { echo "SKIP: mounting a tmpfs needs root"; exit 77; }
   mkdir -p "$1"
   mount -t tmpfs -o size="$2" tmpfs "$1" 2>/dev/null || { echo "SKIP: cannot mount a tmpfs here"; exit 77; }
-  trap 'umount -l "$1" 2>/dev/null || true' EXIT
+  trap "umount -l '$1' 2>/dev/null || true" EXIT  # $1 expanded now: at exit it would be the script's
 }
 expect_intact() {  # FILE SUM: the earlier result is byte for byte what it was, and readable
   [ "$(md5sum < "$1")" = "$2" ] || fail "the earlier result $1 was changed"
