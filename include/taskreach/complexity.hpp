@@ -56,6 +56,8 @@ struct Measurement {
   int64_t curvature_passes = 0;  // passes over the data of the top-k solve and SLQ (block products: one)
   int64_t polish_passes = 0;     // passes over the data of the polish (its preconditioner's included)
   int64_t convergence_step = -1;
+  // Not packed, not stored: set by the run that used a paired rerun's result in this job's place.
+  int64_t paired_rerun = 0;
   // Per-probe values (the same probes for every model and seed of a job, so errors of seed
   // means and of differences are taken over seed-averaged per-probe values): the log det on
   // the complement at c, at m/2 Lanczos steps, at the other convention's c, and the trace.
@@ -122,6 +124,14 @@ SpectrumOptions spectrum_options(const JobConfig& job);
 // Trains (with `hooks`), polishes, checkpoints and measures one sample set at seed index s.
 Measurement measure(MPI_Comm group, const JobConfig& job, const ModelShape& shape, const PlannedJob& pj, int64_t s,
                     const std::string& checkpoint, const TrainHooks& hooks = {});
+
+// The curvature of a measured job again, with at least `min_steps` Lanczos steps and no
+// extension (the rerun of a paired R difference whose m/2 check failed): at the w* of
+// `checkpoint` where it exists, else trained again (deterministic). The training's part of
+// `base` is kept; the spectrum, log det, C_β and their flags are new.
+Measurement remeasure_curvature(MPI_Comm group, const JobConfig& job, const ModelShape& shape, const PlannedJob& pj,
+                                int64_t s, const Measurement& base, const std::string& checkpoint,
+                                int64_t min_steps);
 
 // Test-only fault injection: when set (by a test build's hook), the jobs for which it returns
 // true train at an absurd rate and diverge. Never set in the production binary.

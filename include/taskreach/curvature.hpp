@@ -18,6 +18,8 @@ struct SpectrumOptions {
   // m from the deflated spectrum: ⌈√(1 + c·λ_{k+1})⌉ within [lanczos_steps, lanczos_max]
   // (λ_{k+1} the largest eigenvalue of the complement; the least converged λ_k bounds it).
   int64_t lanczos_max = 0;      // ≤ lanczos_steps: m = lanczos_steps
+  // At least this many steps, whatever the rule above chose (a paired R difference's rerun).
+  int64_t min_lanczos_steps = 0;
   // Probes whose Lanczos runs advance together, one block product per step (0: all of them,
   // within a memory bound on their bases). Changes the data passes, not the values.
   int64_t probe_block = 0;

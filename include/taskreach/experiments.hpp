@@ -50,6 +50,8 @@ std::string finetune_settings(const JobConfig& job);  // [finetune] but enabled,
 // The layout of a stored fine-tune outcome (scratch run and fine-tune alike).
 constexpr const char* kFinetuneFormat = "finetune-v2";
 uint64_t measure_key(const JobConfig& job, const ModelShape& shape, uint64_t sample_set, int64_t seed);
+// A paired rerun's key: the measurement whose w* it measures again and its least Lanczos steps.
+uint64_t rerun_key(uint64_t measurement, int64_t min_steps);
 uint64_t scratch_key(const JobConfig& job, const ModelShape& shape, uint64_t sample_set);
 // A fine-tune's key holds its source's key (the measurement whose w* it starts from) and the
 // key of the target's scratch run (θ_i).
@@ -87,9 +89,10 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
 
 // The output of a reachability run (matrices, records, analysis) from the results of every
 // stored job, in the order of stored_jobs(); the counts of the run are added by the caller.
+// reruns[k], where not empty, is measurement k's paired rerun, used in its place.
 RunOutput assemble_stored(const JobConfig& job, const TaskSet& tasks, const Plan& plan,
                           const std::vector<StoredJob>& list, const std::vector<std::vector<double>>& results,
-                          bool do_finetune);
+                          bool do_finetune, const std::vector<std::vector<double>>& reruns = {});
 
 // Runs the experiment of `job.experiment` (not "reachability") on `world` and returns its
 // output: the groups of the experiment in RunOutput::extra, any reachability it needs in

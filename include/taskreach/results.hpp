@@ -136,6 +136,7 @@ struct StoredInfo {
   std::string status;   // ok | diverged | not_converged | eps_not_converged | not_reached | ...
   double seconds = 0.0;
   uint64_t writer = 0;  // the process that computed it (names its checkpoints)
+  uint64_t parent = 0;  // a result derived from another stored result (a paired rerun): its key
 };
 
 class ResultStore {
@@ -184,5 +185,16 @@ void job_attributes(RunOutput& out, const JobConfig& job, int world_size);
 void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& tasks,
                            const std::vector<PlannedJob>& jobs, const std::vector<std::vector<int64_t>>& job_of,
                            const std::vector<std::vector<const Measurement*>>& by_job);
+
+// One paired difference C(u) − C(s) (R(i|j): u the union's job, s the single's) over the
+// probes both jobs share: per probe, the log-det term of the seed-averaged difference at m
+// Lanczos steps and at m/2 (empty where either job has no probe values, e.g. diverged).
+struct PairedDifference {
+  std::vector<double> at_m, at_half;
+  // The m/2 check of the difference: its mean moves by more than a third of its stderr.
+  bool quadrature_unconverged() const;
+};
+PairedDifference paired_difference(double beta, const std::vector<const Measurement*>& u,
+                                   const std::vector<const Measurement*>& s);
 
 }  // namespace taskreach

@@ -54,6 +54,7 @@ struct Phase {
   std::vector<double> cost;
   std::vector<uint64_t> key;
   std::vector<std::string> label;
+  std::vector<uint64_t> parent = {};  // optional: the stored result each item derives from (StoredInfo)
   // The status of a result, kept in the store's description of it (`taskreach store ls`).
   std::function<std::string(const std::vector<double>&)> status = nullptr;
   // Called on the group's first rank when this group's result of item k was dropped because

@@ -269,7 +269,8 @@ int cmd_store_gc(MPI_Comm world, const std::string& dir, const std::vector<std::
   int64_t removed = 0, kept = 0, ckpt_removed = 0;
   uintmax_t bytes = 0;
   for (const auto& e : store.list()) {
-    if (used.count(e.key) && e.damage.empty()) {
+    // A paired rerun is kept with the measurement it reran.
+    if ((used.count(e.key) || (e.info.parent && used.count(e.info.parent))) && e.damage.empty()) {
       writer[e.key] = e.info.writer;
       ++kept;
       continue;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <utility>
 
 namespace taskreach {
@@ -62,8 +63,53 @@ SpectrumResult spectrum_at(MPI_Comm group, const JobConfig& job, const ModelShap
   return estimate_spectrum(group, op, o);
 }
 
-Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& shape, const PlannedJob& pj, int64_t s,
-                    const std::string& checkpoint, const TrainHooks& hooks) {
+namespace {
+// The curvature part of a measurement at (weights, buffers): the spectrum, the log det and C_β
+// into `m` (its training part already there). `min_steps` > 0: at least that many Lanczos steps
+// and no extension (a paired rerun is the one extension its jobs get).
+void measure_curvature(Measurement& m, MPI_Comm group, const JobConfig& job, const ModelShape& shape,
+                       const Task& task, const std::vector<double>& weights, const std::vector<double>& buffers,
+                       int64_t min_steps) {
+  SpectrumOptions so = spectrum_options(job);
+  // The quadrature check: the same probes at m/2 steps must move the log det by less than a
+  // third of its probe error. Otherwise the Lanczos runs go on to 2m steps (once); still
+  // failing, the job is marked and left out of the analysis.
+  so.quadrature_check = job.complexity.quadrature_check && min_steps <= 0;
+  so.min_lanczos_steps = std::max<int64_t>(0, min_steps);
+  SpectrumResult sp = spectrum_at(group, job, shape, task, weights, buffers, so);
+  m.flags &= ~(job_flag::quadrature_unconverged | job_flag::eps_not_converged);
+  if (job.complexity.quadrature_check && formulas::quadrature_unconverged(sp.quadrature_change, sp.logdet_stderr))
+    m.flags |= job_flag::quadrature_unconverged;
+  m.lanczos_steps = sp.lanczos_steps;
+  m.lanczos_extended = sp.lanczos_extended ? 1 : 0;
+  m.logdet = sp.logdet;
+  m.logdet_stderr = sp.logdet_stderr;
+  m.quadrature_change = sp.quadrature_change;
+  m.probes = sp.probe_values;
+  m.probes_half = sp.probe_values_half;
+  m.probes_alt = sp.probe_values_alt;
+  m.trace_probes = sp.trace_probes;
+  m.eigenvalues = sp.eigenvalues;
+  m.residuals = sp.residuals;
+  m.products = sp.products;
+  m.curvature_passes = sp.passes;
+  m.curvature_seconds = sp.seconds;
+  m.topk_seconds = sp.topk_seconds;
+  m.slq_seconds = sp.slq_seconds;
+  m.logdet_alt = sp.logdet_alt;
+  m.logdet_alt_stderr = sp.logdet_alt_stderr;
+  m.trace = sp.trace;
+  m.trace_stderr = sp.trace_stderr;
+  m.esd_nodes = sp.esd_nodes;
+  m.esd_weights = sp.esd_weights;
+  m.eps_requested = sp.requested;
+  m.eps_converged = sp.converged;
+  if (sp.converged < sp.requested) m.flags |= job_flag::eps_not_converged;
+  m.C = complexity(m.loss, m.weight_norm2, m.logdet, job.complexity);
+}
+
+Measurement measure_with(MPI_Comm group, const JobConfig& job_in, const ModelShape& shape, const PlannedJob& pj,
+                         int64_t s, const std::string& checkpoint, const TrainHooks& hooks, int64_t min_steps) {
   const auto t0 = std::chrono::steady_clock::now();
   const Task& task = pj.task;
   Measurement m;
@@ -95,44 +141,38 @@ Measurement measure(MPI_Comm group, const JobConfig& job_in, const ModelShape& s
       MPI_Barrier(group);
       tr.weights = load_checkpoint(shape, checkpoint, &tr.buffers);
     }
-    SpectrumOptions so = spectrum_options(job);
-    // The quadrature check: the same probes at m/2 steps must move the log det by less than a
-    // third of its probe error. Otherwise the Lanczos runs go on to 2m steps (once); still
-    // failing, the job is marked and left out of the analysis.
-    so.quadrature_check = job.complexity.quadrature_check;
-    SpectrumResult sp = spectrum_at(group, job, shape, task, tr.weights, tr.buffers, so);
-    if (so.quadrature_check && formulas::quadrature_unconverged(sp.quadrature_change, sp.logdet_stderr))
-      m.flags |= job_flag::quadrature_unconverged;
-    m.lanczos_steps = sp.lanczos_steps;
-    m.lanczos_extended = sp.lanczos_extended ? 1 : 0;
-    m.logdet = sp.logdet;
-    m.logdet_stderr = sp.logdet_stderr;
-    m.quadrature_change = sp.quadrature_change;
-    m.probes = sp.probe_values;
-    m.probes_half = sp.probe_values_half;
-    m.probes_alt = sp.probe_values_alt;
-    m.trace_probes = sp.trace_probes;
-    m.eigenvalues = sp.eigenvalues;
-    m.residuals = sp.residuals;
-    m.products = sp.products;
-    m.curvature_passes = sp.passes;
-    m.curvature_seconds = sp.seconds;
-    m.topk_seconds = sp.topk_seconds;
-    m.slq_seconds = sp.slq_seconds;
-    m.logdet_alt = sp.logdet_alt;
-    m.logdet_alt_stderr = sp.logdet_alt_stderr;
-    m.trace = sp.trace;
-    m.trace_stderr = sp.trace_stderr;
-    m.esd_nodes = sp.esd_nodes;
-    m.esd_weights = sp.esd_weights;
-    m.eps_requested = sp.requested;
-    m.eps_converged = sp.converged;
-    if (sp.converged < sp.requested) m.flags |= job_flag::eps_not_converged;
-    m.C = complexity(m.loss, m.weight_norm2, m.logdet, job.complexity);
+    measure_curvature(m, group, job, shape, task, tr.weights, tr.buffers, min_steps);
   } else {
     m.C = m.loss = m.logdet = std::nan("");
   }
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return m;
+}
+}  // namespace
+
+Measurement measure(MPI_Comm group, const JobConfig& job, const ModelShape& shape, const PlannedJob& pj, int64_t s,
+                    const std::string& checkpoint, const TrainHooks& hooks) {
+  return measure_with(group, job, shape, pj, s, checkpoint, hooks, 0);
+}
+
+Measurement remeasure_curvature(MPI_Comm group, const JobConfig& job, const ModelShape& shape, const PlannedJob& pj,
+                                int64_t s, const Measurement& base, const std::string& checkpoint,
+                                int64_t min_steps) {
+  if (base.flags & job_flag::diverged) return base;  // no w*, no C
+  int rank = 0;
+  MPI_Comm_rank(group, &rank);
+  int have = rank == 0 && !checkpoint.empty() && std::filesystem::exists(checkpoint);
+  MPI_Bcast(&have, 1, MPI_INT, 0, group);
+  // Without the checkpoint, w* again from the same seed: training is deterministic.
+  if (!have) return measure_with(group, job, shape, pj, s, "", {}, min_steps);
+  const auto t0 = std::chrono::steady_clock::now();
+  Measurement m = base;
+  std::vector<double> buffers;
+  const std::vector<double> weights = load_checkpoint(shape, checkpoint, &buffers);
+  measure_curvature(m, group, job, shape, pj.task, weights, buffers, min_steps);
+  // The training's seconds as they were, the curvature's as they are now.
+  m.seconds = base.seconds - base.curvature_seconds +
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return m;
 }
 

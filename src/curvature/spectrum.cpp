@@ -119,6 +119,7 @@ SpectrumResult estimate_spectrum(MPI_Comm comm, CurvatureOperator& op, const Spe
     const double want = std::ceil(std::sqrt(1.0 + opt.c * res.lambda_next));
     m = static_cast<PetscInt>(std::clamp(want, double(opt.lanczos_steps), double(opt.lanczos_max)));
   }
+  m = std::max<PetscInt>(m, PetscInt(opt.min_lanczos_steps));
   m = std::max<PetscInt>(1, std::min<PetscInt>(m, d - res.converged));
   res.lanczos_steps = m;
 

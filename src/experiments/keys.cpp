@@ -103,6 +103,10 @@ uint64_t measure_key(const JobConfig& job, const ModelShape& shape, uint64_t sam
                            util::hex16(sample_set), std::to_string(seed)});
 }
 
+uint64_t rerun_key(uint64_t measurement, int64_t min_steps) {
+  return util::hash_parts({kResultFormat, "paired-rerun", util::hex16(measurement), std::to_string(min_steps)});
+}
+
 uint64_t scratch_key(const JobConfig& job, const ModelShape& shape, uint64_t sample_set) {
   return util::hash_parts({kFinetuneFormat, "scratch", model_settings(shape), finetune_settings(job),
                            util::hex16(sample_set)});

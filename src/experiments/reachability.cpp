@@ -212,6 +212,54 @@ FinetuneOutcome diverged_outcome(double theta) {
   return o;
 }
 
+// Measurements to rerun for the paired R check: every off-diagonal R(i|j) = C(u) − C(s) whose
+// paired difference fails the m/2 check (a third of its probe error) has both jobs, all seeds,
+// measured again at twice the larger m the pair used (over seeds). A measurement is rerun once:
+// those already rerun are not asked again. A job whose own check failed at 2m is rerun too (at
+// 4m, where the difference asks for it: the difference's one rerun, which may clear the job's
+// flag); pairs with a diverged or unpolished job are left alone (no rerun mends those).
+// Returns list index → steps.
+std::map<size_t, int64_t> paired_reruns_wanted(const JobConfig& job, const Plan& plan,
+                                               const std::vector<StoredJob>& list,
+                                               const std::vector<std::vector<double>>& results,
+                                               const std::vector<std::vector<double>>& reruns) {
+  std::map<size_t, int64_t> want;
+  if (!job.complexity.quadrature_check) return want;
+  const size_t S = size_t(plan.seeds);
+  std::vector<std::vector<size_t>> index(plan.jobs.size(), std::vector<size_t>(S));
+  std::vector<Measurement> current(list.size());
+  std::vector<int64_t> steps(list.size(), 0);
+  for (size_t k = 0; k < list.size(); ++k)
+    if (list[k].kind == StoredJob::measure && !results[k].empty()) {
+      index[size_t(list[k].a)][size_t(list[k].b)] = k;
+      current[k] = Measurement::unpack(reruns[k].empty() ? results[k] : reruns[k]);
+      steps[k] = Measurement::unpack(results[k]).lanczos_steps;
+    }
+  auto seeds_of = [&](int64_t j) {
+    std::vector<const Measurement*> v;
+    for (size_t k : index[size_t(j)]) v.push_back(&current[k]);
+    return v;
+  };
+  for (int64_t i = 0; i < plan.n_tasks; ++i)
+    for (int64_t j = 0; j < plan.n_tasks; ++j) {
+      const int64_t u = plan.job_of[size_t(i)][size_t(j)], s = plan.job_of[size_t(j)][size_t(j)];
+      if (u == s) continue;
+      bool excluded = false;
+      int64_t m = 0;
+      for (int64_t job_index : {u, s})
+        for (size_t k : index[size_t(job_index)]) {
+          excluded = excluded || (current[k].flags & (job_flag::diverged | job_flag::not_converged));
+          m = std::max(m, steps[k]);
+        }
+      if (excluded || !paired_difference(job.complexity.beta, seeds_of(u), seeds_of(s)).quadrature_unconverged())
+        continue;
+      for (int64_t job_index : {u, s})
+        for (size_t k : index[size_t(job_index)])
+          if (reruns[k].empty()) want[k] = std::max(want[k], 2 * m);
+    }
+  return want;
+}
+
 }  // namespace
 
 RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& tasks, const Plan& plan,
@@ -231,7 +279,40 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
     if (store.read(key, &info).empty()) return std::string();
     return checkpoint_path(workdir, key, info.writer);
   };
+  // The paired reruns (list index → result), computed after the measurements are all there.
+  std::vector<std::vector<double>> reruns(list.size());
+  auto run_paired_reruns = [&](Scheduler& sched) {
+    // Rounds: a rerun job's new values can make another of its pairs fail (its difference
+    // loses the cancellation of paired quadrature errors); each measurement reruns once.
+    for (;;) {
+      const std::map<size_t, int64_t> want = paired_reruns_wanted(job, plan, list, results, reruns);
+      if (want.empty()) return;
+      std::vector<std::pair<size_t, int64_t>> items(want.begin(), want.end());
+      Phase p{"paired R differences at twice the Lanczos steps (curvature again)", {}, {}, {}};
+      for (const auto& [k, steps] : items) {
+        p.cost.push_back(list[k].cost);
+        p.key.push_back(rerun_key(list[k].key, steps));
+        p.label.push_back(list[k].label + " (paired rerun, m >= " + std::to_string(steps) + ")");
+        p.parent.push_back(list[k].key);
+      }
+      p.status = [](const std::vector<double>& v) { return stored_status(StoredJob::measure, v); };
+      auto r = sched.run(p, [&](size_t q) {
+        const auto& [k, steps] = items[q];
+        const StoredJob& sj = list[k];
+        return remeasure_curvature(sched.group(), job, shape, job_task(plan, size_t(sj.a), tasks), sj.b,
+                                   Measurement::unpack(results[k]), stored_checkpoint(sj.key), steps)
+            .pack();
+      });
+      for (size_t q = 0; q < items.size(); ++q) reruns[items[q].first] = std::move(r[q]);
+    }
+  };
+  auto count_reruns = [&](RunOutput& out) {
+    int64_t n = 0;
+    for (const auto& v : reruns) n += !v.empty();
+    out.attrs_i64["paired_reruns"] = n;
+  };
 
+  int64_t merge_computed = 0, merge_reused = 0;  // the paired reruns a merge computed, reused
   if (options.merge) {
     std::vector<size_t> all(list.size());
     std::iota(all.begin(), all.end(), size_t(0));
@@ -239,6 +320,14 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
     if (!missing.empty())
       throw MissingJobs(std::to_string(missing.size()) + " of " + std::to_string(list.size()) + " jobs are not in " +
                         store.dir() + ": " + joined(missing, 50));
+    // Shards cannot see each other's measurements: the paired reruns are the merge's work
+    // (stored ones reused).
+    Scheduler sched(world, job.ranks_per_task, store.dir(), true, rank == 0 ? options.progress : nullptr);
+    run_paired_reruns(sched);
+    RunOutput counts;
+    sched.add_attributes(counts);
+    merge_computed = counts.attrs_i64["jobs_computed"];
+    merge_reused = counts.attrs_i64["jobs_reused"];
   } else {
     // Which jobs this run computes: all, or its shard's share.
     std::vector<char> mine(list.size(), 1);
@@ -292,6 +381,9 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
                      checkpoint_path(workdir, sj.key, sched.writer()))
           .pack();
     }, all_ready);
+    // --- phase 1b: paired R differences whose m/2 check failed, their jobs at 2m (not in a
+    // shard, which sees only its share: `--merge` runs them).
+    if (options.shards == 0) run_paired_reruns(sched);
 
     // --- phase 2: fine-tune cost. From scratch on each task (θ_i and T(i|i)), then from w*_j.
     const bool do_finetune = job.finetune.enabled && !workdir.empty();
@@ -394,16 +486,18 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
     RunOutput counts;
     sched.add_attributes(counts);
     counts.attrs_i64["jobs_dropped"] = sched.dropped();
-    RunOutput out = assemble_stored(job, tasks, plan, list, results, do_finetune);
+    RunOutput out = assemble_stored(job, tasks, plan, list, results, do_finetune, reruns);
+    count_reruns(out);
     for (const auto& [k, v] : counts.attrs_i64) out.attrs_i64[k] = v;
     for (const auto& [k, v] : counts.attrs_f64) out.attrs_f64[k] = v;
     for (const auto& [k, v] : counts.attrs_str) out.attrs_str[k] = v;
     job_attributes(out, job, world_size);
     return out;
   }
-  RunOutput out = assemble_stored(job, tasks, plan, list, results, job.finetune.enabled && !workdir.empty());
-  out.attrs_i64["jobs_computed"] = 0;
-  out.attrs_i64["jobs_reused"] = int64_t(list.size());
+  RunOutput out = assemble_stored(job, tasks, plan, list, results, job.finetune.enabled && !workdir.empty(), reruns);
+  count_reruns(out);
+  out.attrs_i64["jobs_computed"] = merge_computed;
+  out.attrs_i64["jobs_reused"] = int64_t(list.size()) + merge_reused;
   out.attrs_i64["ranks_per_task"] = std::min<int64_t>(job.ranks_per_task, world_size);
   out.attrs_i64["task_groups"] = std::max<int64_t>(1, world_size / std::min<int64_t>(job.ranks_per_task, world_size));
   out.attrs_f64["schedule_seconds"] = 0.0;
@@ -415,14 +509,18 @@ RunOutput run_reachability(MPI_Comm world, const JobConfig& job, const TaskSet& 
 // The output of a reachability run from the results of every stored job (list order).
 RunOutput assemble_stored(const JobConfig& job, const TaskSet& tasks, const Plan& plan,
                           const std::vector<StoredJob>& list, const std::vector<std::vector<double>>& results,
-                          bool do_finetune) {
+                          bool do_finetune, const std::vector<std::vector<double>>& reruns) {
   const int64_t N = plan.n_tasks;
   std::vector<Measurement> ms;
   std::vector<size_t> measure_index;
   for (size_t k = 0; k < list.size(); ++k)
     if (list[k].kind == StoredJob::measure) measure_index.push_back(k);
   ms.reserve(measure_index.size());
-  for (size_t k : measure_index) ms.push_back(Measurement::unpack(results[k]));
+  for (size_t k : measure_index) {
+    const bool rerun = k < reruns.size() && !reruns[k].empty();
+    ms.push_back(Measurement::unpack(rerun ? reruns[k] : results[k]));
+    ms.back().paired_rerun = rerun ? 1 : 0;
+  }
 
   std::vector<FinetuneOutcome> scratch(static_cast<size_t>(N));
   Matrix<int64_t> ft_steps(N, N, -1), ft_samples(N, N, 0);

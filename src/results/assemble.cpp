@@ -22,7 +22,37 @@ std::string now_iso() {
   return buf;
 }
 
+// The per-probe values `f` of a job averaged over its seeds (the probes are shared by every
+// seed and model of a job); empty where the seeds disagree in their count.
+std::vector<double> seed_averaged(const std::vector<const Measurement*>& seeds, std::vector<double> Measurement::*f) {
+  std::vector<double> q;
+  for (const auto* m : seeds) {
+    const auto& v = m->*f;
+    if (q.empty()) q.assign(v.size(), 0.0);
+    if (v.size() != q.size()) return {};
+    for (size_t p = 0; p < q.size(); ++p) q[p] += v[p] / double(seeds.size());
+  }
+  return q;
+}
+
 }  // namespace
+
+PairedDifference paired_difference(double beta, const std::vector<const Measurement*>& u,
+                                   const std::vector<const Measurement*>& s) {
+  PairedDifference d;
+  const auto qu = seed_averaged(u, &Measurement::probes), qs = seed_averaged(s, &Measurement::probes);
+  const auto hu = seed_averaged(u, &Measurement::probes_half), hs = seed_averaged(s, &Measurement::probes_half);
+  for (size_t p = 0; p < qu.size() && p < qs.size(); ++p) d.at_m.push_back(formulas::logdet_term(qu[p] - qs[p], beta));
+  for (size_t p = 0; p < hu.size() && p < hs.size(); ++p)
+    d.at_half.push_back(formulas::logdet_term(hu[p] - hs[p], beta));
+  return d;
+}
+
+bool PairedDifference::quadrature_unconverged() const {
+  return at_half.size() == at_m.size() && !at_m.empty() &&
+         formulas::quadrature_unconverged(std::fabs(formulas::mean(at_m) - formulas::mean(at_half)),
+                                          formulas::stderr_of_mean(at_m));
+}
 
 void JobRecord::add(const std::string& key, double value) {
   std::ostringstream o;
@@ -57,18 +87,8 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
   // The probes are shared by every seed (and model) of a job, so the probe error of a seed
   // mean is the standard error over seed-averaged per-probe values, not the per-seed errors
   // combined as if independent.
-  auto seed_averaged = [&](int64_t j, std::vector<double> Measurement::*f) {
-    std::vector<double> q;
-    for (const auto* m : by_job[size_t(j)]) {
-      const auto& v = m->*f;
-      if (q.empty()) q.assign(v.size(), 0.0);
-      if (v.size() != q.size()) return std::vector<double>{};
-      for (size_t p = 0; p < q.size(); ++p) q[p] += v[p] / double(S);
-    }
-    return q;
-  };
   auto probe_stderr = [&](int64_t j, std::vector<double> Measurement::*f) {
-    return formulas::stderr_of_mean(seed_averaged(j, f));
+    return formulas::stderr_of_mean(seed_averaged(by_job[size_t(j)], f));
   };
   auto flags_of = [&](int64_t j) {
     int64_t f = 0;
@@ -142,21 +162,16 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
       for (int64_t q = 0; q < S; ++q)
         r_seed.push_back(formulas::reachability(by_job[size_t(u)][size_t(q)]->C, by_job[size_t(s)][size_t(q)]->C));
       // Paired over probes: the same probe vectors for every model of the job.
-      const auto qu = seed_averaged(u, &Measurement::probes), qs = seed_averaged(s, &Measurement::probes);
-      const auto hu = seed_averaged(u, &Measurement::probes_half), hs = seed_averaged(s, &Measurement::probes_half);
-      std::vector<double> dp, dh;
-      for (size_t p = 0; p < qu.size() && p < qs.size(); ++p) dp.push_back(formulas::logdet_term(qu[p] - qs[p], cc.beta));
-      for (size_t p = 0; p < hu.size() && p < hs.size(); ++p) dh.push_back(formulas::logdet_term(hu[p] - hs[p], cc.beta));
+      const PairedDifference diff = paired_difference(cc.beta, by_job[size_t(u)], by_job[size_t(s)]);
       out.R(i, jj) = formulas::mean(r_seed);
       out.R_per_sample(i, jj) = out.R(i, jj) / double(tasks.tasks[size_t(i)].size());
-      out.stderr_probe(i, jj) = formulas::stderr_of_mean(dp);
+      out.stderr_probe(i, jj) = formulas::stderr_of_mean(diff.at_m);
       // What the probe error would be with independent probes per model (for comparison).
       out.stderr_probe_unpaired(i, jj) = formulas::combined_stderr(probe_se(u), probe_se(s));
       out.stderr_seed(i, jj) = formulas::stderr_of_mean(r_seed);
-      // The quadrature check of the difference itself (each C was checked in its own job).
-      if (cc.quadrature_check && dh.size() == dp.size() && !dp.empty() &&
-          formulas::quadrature_unconverged(std::fabs(formulas::mean(dp) - formulas::mean(dh)), out.stderr_probe(i, jj)))
-        flag |= reach_flag::quadrature | reach_flag::excluded;
+      // The quadrature check of the difference itself (each C was checked in its own job;
+      // a failing difference had its two jobs rerun at twice the steps before this assembly).
+      if (cc.quadrature_check && diff.quadrature_unconverged()) flag |= reach_flag::quadrature | reach_flag::excluded;
       out.stderr_total(i, jj) = formulas::combined_stderr(out.stderr_probe(i, jj), out.stderr_seed(i, jj));
       // Judged with the t quantile of the combined error's degrees of freedom.
       out.dof(i, jj) = formulas::welch_dof(out.stderr_probe(i, jj), probe_dof, out.stderr_seed(i, jj), seed_dof);
@@ -189,6 +204,7 @@ void assemble_reachability(RunOutput& out, const JobConfig& job, const TaskSet& 
       r.add("eps_requested", double(m.eps_requested));
       r.add("lanczos_steps", double(m.lanczos_steps));
       r.add("lanczos_extended", double(m.lanczos_extended));
+      r.add("paired_rerun", double(m.paired_rerun));
       r.add("quadrature_change", m.quadrature_change);
       r.add("logdet_stderr", m.logdet_stderr);
       r.add("time_sgd", m.sgd_seconds);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,11 +19,13 @@ namespace {
 constexpr char kMagic[8] = {'T', 'R', 'R', 'E', 'S', '0', '0', '2'};
 constexpr const char* kSuffix = ".res";
 
-// The description travels as "label\\nstatus\\nseconds" (labels and statuses hold no newline).
+// The description travels as "label\\nstatus\\nseconds[\\nparent]" (labels and statuses hold no
+// newline; the parent's key in hex, only where there is one).
 std::string meta_of(const StoredInfo& info) {
   std::ostringstream o;
   o.precision(17);
   o << info.label << "\n" << info.status << "\n" << info.seconds;
+  if (info.parent) o << "\n" << util::hex16(info.parent);
   return o.str();
 }
 
@@ -33,6 +36,8 @@ StoredInfo info_of(const std::string& meta, uint64_t writer) {
   std::getline(in, info.label);
   std::getline(in, info.status);
   in >> info.seconds;
+  std::string parent;
+  if (in >> parent) info.parent = std::strtoull(parent.c_str(), nullptr, 16);
   return info;
 }
 

@@ -286,7 +286,7 @@ std::vector<std::vector<double>> Scheduler::run(const Phase& phase,
       ++late_here;
     } else if (root) {
       const StoredInfo info{phase.label[size_t(k)], phase.status ? phase.status(results[size_t(k)]) : "ok", last[2],
-                            writer_};
+                            writer_, size_t(k) < phase.parent.size() ? phase.parent[size_t(k)] : 0};
       if (!store_.write(phase.key[size_t(k)], results[size_t(k)], info)) {
         // Another run stored this job first (a requeued duplicate, an overlapping shard): its
         // record is kept whole and is the result everybody uses; this one is dropped.

@@ -15,7 +15,12 @@
 #               stays valid and the merge equals the shards' merge
 #   gc          the store of `grow` cleaned with --keep JOB: exactly JOB's jobs and checkpoints
 #               stay, `store ls` lists them, and JOB then computes nothing
-# DIR holds tiny_np2.h5 (+ .work) of an uninterrupted 2-rank run of JOB (fixture tiny_results).
+#   paired      JOB = tiny_paired.toml (paired reruns, no fine-tuning): 3 shards compute the
+#               plan's trainings, the merge computes exactly the paired reruns and equals the
+#               uninterrupted run to 1e-12; `store gc --keep JOB` keeps the reruns with their
+#               measurements, and a second merge computes nothing
+# DIR holds tiny_np2.h5 (+ .work) of an uninterrupted 2-rank run of JOB (fixture tiny_results;
+# for `paired`, tiny_paired_np2.h5).
 set -euo pipefail
 case_=$1 exe=$2 job=$3 dir=$4
 mpiexec=${MPIEXEC:-mpiexec}
@@ -37,8 +42,28 @@ plan_jobs() {  # every stored job of the plan: trainings + N scratch runs + N(N-
   n=$(plan_tasks "$1") t=$(plan_trainings "$1")
   echo $((t + n + n * (n - 1)))
 }
-total=$(attr "$reference" jobs_computed)
-[ -n "$total" ] && [ "$total" -eq "$(plan_jobs "$job")" ] || fail "no reference run in $dir, or it is not the plan's size"
+# Shards 1/3, 2/3, 3/3 of JOB one after another into OUT's store, none writing OUT; `sum`: the
+# jobs they computed.
+run_shards() {
+  local out=$1 i c
+  sum=0
+  for i in 1 2 3; do
+    run2 run "$job" --output "$out" --shard "$i/3" --wait 0 >> "$log" 2>&1 || fail "shard $i/3 failed"
+    [ ! -e "$out" ] || fail "shard $i/3 wrote a matrix"
+    c=$(sed -n 's/^jobs: \([0-9]*\) computed.*/\1/p' "$log" | tail -1)
+    sum=$((sum + c))
+  done
+}
+if [ "$case_" = paired ]; then
+  reference=$dir/tiny_paired_np2.h5
+  reruns=$(attr "$reference" paired_reruns)
+  [ -n "$reruns" ] && [ "$reruns" -gt 0 ] || fail "the reference run $reference computed no paired reruns"
+  total=$(attr "$reference" jobs_computed)
+  [ "$total" -eq $(( $(plan_trainings "$job") + reruns )) ] || fail "the reference computed $total jobs, not its trainings + $reruns reruns"
+else
+  total=$(attr "$reference" jobs_computed)
+  [ -n "$total" ] && [ "$total" -eq "$(plan_jobs "$job")" ] || fail "no reference run in $dir, or it is not the plan's size"
+fi
 
 case $case_ in
 grow)
@@ -101,13 +126,7 @@ setting)
 shards)
   out=$dir/tiny_sharded.h5 store=$dir/tiny_sharded.h5.work
   rm -rf "$out" "$store"
-  sum=0
-  for i in 1 2 3; do
-    run2 run "$job" --output "$out" --shard "$i/3" --wait 0 >> "$log" 2>&1 || fail "shard $i/3 failed"
-    [ ! -e "$out" ] || fail "shard $i/3 wrote a matrix"
-    c=$(sed -n 's/^jobs: \([0-9]*\) computed.*/\1/p' "$log" | tail -1)
-    sum=$((sum + c))
-  done
+  run_shards "$out"
   [ "$sum" -eq "$total" ] || fail "the shards computed $sum jobs, the plan has $total"
   run2 merge "$job" --output "$out" >> "$log" 2>&1 || fail "the merge failed"
   compare "$reference" "$out"
@@ -191,6 +210,26 @@ gc)
   [ "$(attr "$dir/tiny_gc.h5" jobs_computed)" -eq 0 ] || fail "gc removed something the job uses"
   compare "$reference" "$dir/tiny_gc.h5"
   echo "store gc: removed $((before - total)) jobs no kept job file uses; the job then computes 0"
+  ;;
+paired)
+  out=$dir/tiny_paired_sharded.h5 store=$dir/tiny_paired_sharded.h5.work
+  rm -rf "$out" "$store"
+  run_shards "$out"
+  [ "$sum" -eq "$(plan_trainings "$job")" ] || fail "the shards computed $sum jobs, the plan has $(plan_trainings "$job") trainings"
+  run2 merge "$job" --output "$out" >> "$log" 2>&1 || fail "the merge failed"
+  [ "$(attr "$out" jobs_computed)" -eq "$reruns" ] || fail "the merge computed $(attr "$out" jobs_computed) jobs, expected the $reruns paired reruns"
+  [ "$(attr "$out" paired_reruns)" -eq "$reruns" ] || fail "the merge used $(attr "$out" paired_reruns) paired reruns, the run $reruns"
+  compare "$reference" "$out"
+  "$exe" store gc "$store" --keep "$job" >> "$log" 2>&1 || fail "store gc failed"
+  grep -q "removed 0 jobs" "$log" || fail "gc removed jobs the job uses (its paired reruns?)"
+  [ "$(records "$store")" -eq "$total" ] || fail "after gc the store holds $(records "$store") results, expected $total"
+  "$exe" store ls "$store" > "$log.ls" 2>&1 || fail "store ls failed"
+  [ "$(grep -c '(paired rerun, m >= ' "$log.ls")" -eq "$reruns" ] || fail "store ls does not list the $reruns paired reruns"
+  rm -f "$out"
+  run2 merge "$job" --output "$out" >> "$log" 2>&1 || fail "the second merge failed"
+  [ "$(attr "$out" jobs_computed)" -eq 0 ] || fail "the second merge computed $(attr "$out" jobs_computed) jobs"
+  compare "$reference" "$out"
+  echo "paired reruns: 3 shards computed $sum trainings, the merge the $reruns reruns (equal to the run); gc kept them, a second merge computed 0"
   ;;
 *) fail "unknown case" ;;
 esac

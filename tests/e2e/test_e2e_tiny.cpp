@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <string>
 
 #include "taskreach/config.hpp"
 #include "taskreach/io.hpp"
@@ -129,6 +131,43 @@ TEST(E2ETiny, OneAndTwoRanksAgreeWithinErrors) {
       const double tol = 3.0 * std::hypot(a.stderr_probe(i, j), b.stderr_probe(i, j));
       EXPECT_LE(std::fabs(a.R(i, j) - b.R(i, j)), tol + 1e-12) << "R(" << i << "|" << j << ")";
     }
+  }
+}
+
+// tiny.toml at a fixed m = 12 (tiny_paired.toml): paired R differences failing their m/2
+// check had both jobs measured again at twice the pair's larger m, and an entry is flagged
+// `quadrature` only after its jobs' rerun. On 1 and 2 ranks.
+TEST(E2ETiny, FailingPairedDifferencesAreRerunAtTwiceTheirSteps) {
+  for (int np : {1, 2}) {
+    SCOPED_TRACE("np " + std::to_string(np));
+    RunOutput r = read_output(kDir + "/tiny_paired_np" + std::to_string(np) + ".h5");
+    const int64_t reruns = r.attrs_i64.at("paired_reruns");
+    EXPECT_GT(reruns, 0) << "tiny_paired.toml is meant to fail some paired checks at m = 12";
+    std::map<std::string, const JobRecord*> by_name;
+    int64_t marked = 0;
+    for (const auto& job : r.jobs) {
+      by_name[job.name] = &job;
+      if (job.metrics.count("paired_rerun") && job.metrics.at("paired_rerun") == 1.0) {
+        ++marked;
+        // Twice the larger m of a pair: 12, or 24 where a job's own check extended it.
+        const double m = job.metrics.at("lanczos_steps");
+        EXPECT_TRUE(m == 24.0 || m == 48.0) << job.name << " " << job.record;
+        EXPECT_EQ(job.metrics.at("lanczos_extended"), 0.0) << job.name;
+      }
+    }
+    EXPECT_EQ(marked, reruns);
+    // Each job computed once, each rerun once: the trainings plus the reruns.
+    EXPECT_EQ(r.attrs_i64.at("jobs_computed"), int64_t(r.jobs.size()) + reruns);
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 3; ++j) {
+        EXPECT_NEAR(r.R(i, j), r.unions_C(i, j) - r.unions_C(j, j), 1e-9 * std::fabs(r.unions_C(i, j)));
+        if (!(r.flags(i, j) & reach_flag::quadrature)) continue;
+        EXPECT_TRUE(r.flags(i, j) & reach_flag::excluded);
+        // Flagged only after its rerun: the source's single job was rerun.
+        const auto it = by_name.find("single:" + r.task_names[size_t(j)] + "/seed0");
+        ASSERT_NE(it, by_name.end());
+        EXPECT_EQ(it->second->metrics.at("paired_rerun"), 1.0) << "R(" << i << "|" << j << ") flagged without a rerun";
+      }
   }
 }
 

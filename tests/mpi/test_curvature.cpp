@@ -6,9 +6,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+
+#include <unistd.h>
 
 #include "../support/device.hpp"
 #include "../support/real_data.hpp"
+#include "taskreach/complexity.hpp"
 #include "taskreach/curvature.hpp"
 #include "taskreach/data.hpp"
 #include "taskreach/train.hpp"
@@ -558,4 +562,67 @@ TEST(Curvature, FailedQuadratureCheckContinuesTheSameRuns) {
       std::printf("probe block %d: m 30 → 60 in %d passes (a fresh 60-step run: %d; a rerun with its top-k: %d)\n",
                   int(block), int(extended.passes), int(fresh.passes), int(plain.passes + fresh.passes));
   }
+}
+
+// A paired rerun (a paired R difference failed its m/2 check) measures the job's curvature
+// again at the saved w* with at least m' Lanczos steps: its values are those of the same job
+// measured with m' steps from the start, the training part is the base measurement's, and
+// without the checkpoint the job is trained again to the same w* (bitwise).
+TEST(Curvature, PairedRerunIsTheJobMeasuredAtItsSteps) {
+  JobConfig job = small_job();
+  job.seed = 9;
+  job.complexity.top_k = 3;
+  job.complexity.top_k_auto = false;
+  job.complexity.probes = 8;
+  job.complexity.lanczos_steps = 6;
+  job.complexity.lanczos_max = 0;
+  job.complexity.quadrature_check = true;
+  ModelShape shape;
+  shape.arch = Arch::mlp;
+  shape.channels = 1;
+  shape.height = shape.width = 4;
+  shape.hidden = {8};
+  shape.k_tot = 12;
+  const PlannedJob pj{"single:fashion4x4", small_fashion_task()};
+  // One path for every rank of the world (the checkpoint's writer is the group's first rank).
+  long long id = getpid();
+  MPI_Bcast(&id, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  const std::string ckpt = "/tmp/taskreach_test_rerun_" + std::to_string(id) + ".pt";
+  const Measurement base = measure(MPI_COMM_WORLD, job, shape, pj, 0, ckpt);
+  ASSERT_FALSE(base.flags & job_flag::diverged);
+  const int64_t steps = 2 * base.lanczos_steps + 4;
+  const Measurement rerun = remeasure_curvature(MPI_COMM_WORLD, job, shape, pj, 0, base, ckpt, steps);
+  const Measurement retrained = remeasure_curvature(MPI_COMM_WORLD, job, shape, pj, 0, base, "", steps);
+  JobConfig fixed = job;
+  fixed.complexity.lanczos_steps = steps;
+  fixed.complexity.quadrature_check = false;  // no extension: m' steps and nothing more
+  const Measurement fresh = measure(MPI_COMM_WORLD, fixed, shape, pj, 0, "");
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) {
+    std::filesystem::remove(ckpt);
+    std::filesystem::remove(ckpt + ".sgd");
+  }
+  EXPECT_EQ(rerun.lanczos_steps, steps);
+  EXPECT_EQ(rerun.lanczos_extended, 0);
+  for (const Measurement* m : {&rerun, &retrained}) {
+    EXPECT_EQ(m->probes, fresh.probes);
+    EXPECT_EQ(m->probes_half, fresh.probes_half);  // at m'/2
+    EXPECT_EQ(m->logdet, fresh.logdet);
+    EXPECT_EQ(m->C, fresh.C);
+    EXPECT_EQ(m->eigenvalues, fresh.eigenvalues);
+    EXPECT_EQ(m->loss, base.loss);
+    EXPECT_EQ(m->weight_norm2, base.weight_norm2);
+    EXPECT_EQ(m->polish_iters, base.polish_iters);
+  }
+  // Its own check, at m'/2 → m', decides its flag (the job's setting), not an extension.
+  EXPECT_EQ(bool(rerun.flags & job_flag::quadrature_unconverged),
+            formulas::quadrature_unconverged(rerun.quadrature_change, rerun.logdet_stderr));
+  // From the checkpoint the rerun costs curvature only: the training's record is the base's.
+  EXPECT_EQ(rerun.sgd_seconds, base.sgd_seconds);
+  EXPECT_EQ(rerun.polish_seconds, base.polish_seconds);
+  if (world_rank() == 0)
+    std::printf("paired rerun: m %d -> %d, log det %.4f -> %.4f (change at m/2 %.3g, then %.3g); "
+                "%.2f s from the checkpoint, %.2f s trained again\n",
+                int(base.lanczos_steps), int(steps), base.logdet, rerun.logdet, base.quadrature_change,
+                rerun.quadrature_change, rerun.curvature_seconds, retrained.seconds);
 }

@@ -173,6 +173,7 @@ TEST(Assembly, EveryJobRecordCarriesItsTimeSplitAndPasses) {
       m.polish_passes = 100 * int64_t(j) + int64_t(s);
       m.curvature_passes = 7;
       m.lanczos_extended = int64_t(j % 2);
+      m.paired_rerun = int64_t(j % 3 == 0);
     }
   const RunOutput out = run.assemble();
   ASSERT_EQ(out.jobs.size(), 2 * run.ms.size());
@@ -188,6 +189,7 @@ TEST(Assembly, EveryJobRecordCarriesItsTimeSplitAndPasses) {
       EXPECT_EQ(r.metrics.at("polish_passes"), double(m.polish_passes));
       EXPECT_EQ(r.metrics.at("n"), double(run.jobs[j].task.size()));
       EXPECT_EQ(r.metrics.at("lanczos_extended"), double(m.lanczos_extended));
+      EXPECT_EQ(r.metrics.at("paired_rerun"), double(m.paired_rerun));
       EXPECT_NE(r.record.find(" polish_passes=" + std::to_string(m.polish_passes) + " "), std::string::npos) << r.record;
       EXPECT_NE(r.record.find(" dtype=float32+float64_polish "), std::string::npos) << r.record;
     }
@@ -290,6 +292,46 @@ TEST(Assembly, ADifferenceFailingItsQuadratureCheckIsLeftOut) {
   EXPECT_TRUE(out.flags(1, 0) & reach_flag::quadrature);  // the same union, source a
   EXPECT_FALSE(out.flags(0, 2) & reach_flag::quadrature);
   EXPECT_TRUE(std::isfinite(out.R(0, 1)));
+}
+
+// The check is paired: a quadrature error the union and the single share (the same shift of
+// every half-step probe in both) cancels in the difference, though each job alone would fail
+// its own check; moving one job's half-step values by just over or under a third of the
+// difference's probe error decides it.
+TEST(Assembly, PairedQuadratureCheckSeesOnlyTheDifference) {
+  SyntheticRun run(2);
+  auto seeds = [&](int64_t j) {
+    std::vector<const Measurement*> v;
+    for (const auto& m : run.ms[size_t(j)]) v.push_back(&m);
+    return v;
+  };
+  for (int64_t j : {kAB, int64_t(1)})
+    for (auto& m : run.ms[size_t(j)])
+      for (double& q : m.probes_half) q -= 30.0;
+  const PairedDifference shared = paired_difference(1.0, seeds(kAB), seeds(1));
+  ASSERT_EQ(shared.at_m.size(), size_t(kProbes));
+  EXPECT_FALSE(shared.quadrature_unconverged());
+  EXPECT_TRUE(formulas::quadrature_unconverged(30.0, stderr_of(run.ms[kAB][0].probes)));  // the union alone
+  // β = 1: the difference's log-det term is ½(q_u − q_s); its stderr from the per-probe terms.
+  const double se = stderr_of(shared.at_m);
+  ASSERT_GT(se, 0.0);
+  for (const double frac : {0.34, 0.32}) {
+    SyntheticRun r = run;
+    for (auto& m : r.ms[kAB])
+      for (double& q : m.probes_half) q -= 2.0 * frac * se;  // the term moves by frac·se
+    std::vector<const Measurement*> u, s;
+    for (const auto& m : r.ms[kAB]) u.push_back(&m);
+    for (const auto& m : r.ms[1]) s.push_back(&m);
+    EXPECT_EQ(paired_difference(1.0, u, s).quadrature_unconverged(), frac > 1.0 / 3.0) << frac;
+  }
+  // No probe values (a diverged job): nothing to check.
+  SyntheticRun none = run;
+  for (auto& m : none.ms[1]) m.probes.clear(), m.probes_half.clear();
+  std::vector<const Measurement*> u, s;
+  for (const auto& m : none.ms[kAB]) u.push_back(&m);
+  for (const auto& m : none.ms[1]) s.push_back(&m);
+  EXPECT_TRUE(paired_difference(1.0, u, s).at_m.empty());
+  EXPECT_FALSE(paired_difference(1.0, u, s).quadrature_unconverged());
 }
 
 TEST(Assembly, TaskErrorsComeFromSeedAveragedProbes) {
