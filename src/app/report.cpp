@@ -66,7 +66,7 @@ double at_or_nan(const std::vector<double>& v, size_t i) { return i < v.size() ?
 constexpr const char* kMarkLegend =
     "marks: * resolved (|R| > t*stderr), ! R < -t*stderr (optimisation failure), x left out "
     "(a flagged job or q), e fewer eigenpairs converged, u unstable theta_i, q the difference's m/2 "
-    "quadrature check failed";
+    "quadrature check failed, even after its jobs' paired rerun";
 
 std::string flag_marks(const RunOutput& out, size_t i, size_t j) {
   if (out.flags.data.size() != out.task_names.size() * out.task_names.size()) return "";
@@ -327,6 +327,10 @@ std::string format_info(const RunOutput& out) {
   }
 
   os << time_split(out);
+  if (auto it = out.attrs_i64.find("paired_reruns"); it != out.attrs_i64.end() && it->second > 0)
+    os << "paired reruns: " << it->second
+       << " job(s) measured again at twice the Lanczos steps, where a paired R difference failed its m/2 check "
+          "(records: paired_rerun=1)\n";
   std::map<std::string, size_t> statuses;
   for (const auto& j : out.jobs) ++statuses[j.status];
   os << "\njobs: " << out.jobs.size();

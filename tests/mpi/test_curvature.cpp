@@ -310,7 +310,9 @@ TEST(Curvature, LinearOnSklearnDigitsAgainstDenseReference) {
   so.lanczos_steps = 40;
   so.seed = 5;
   TorchCurvature self_op(f.shape, f.w, f.task, 0, 1, Curvature::ggn, 256);
-  for (auto* op : {static_cast<CurvatureOperator*>(&self_op), static_cast<CurvatureOperator*>(&world_op)}) {
+  std::vector<CurvatureOperator*> ops{&self_op};
+  if (world_size() > 1) ops.push_back(&world_op);  // a world of one rank is the same solve again
+  for (auto* op : ops) {
     auto s = estimate_spectrum(op == &self_op ? MPI_COMM_SELF : MPI_COMM_WORLD, *op, so);
     ASSERT_EQ(s.converged, 200);
     for (int k = 0; k < 10; ++k) EXPECT_NEAR(s.eigenvalues[size_t(k)], top[k].item<double>(), 1e-8 * top[k].item<double>());
