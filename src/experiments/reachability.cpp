@@ -232,8 +232,9 @@ std::map<size_t, int64_t> paired_reruns_wanted(const JobConfig& job, const Plan&
   for (size_t k = 0; k < list.size(); ++k)
     if (list[k].kind == StoredJob::measure && !results[k].empty()) {
       index[size_t(list[k].a)][size_t(list[k].b)] = k;
-      current[k] = Measurement::unpack(reruns[k].empty() ? results[k] : reruns[k]);
-      steps[k] = Measurement::unpack(results[k]).lanczos_steps;
+      Measurement base = Measurement::unpack(results[k]);
+      steps[k] = base.lanczos_steps;
+      current[k] = reruns[k].empty() ? std::move(base) : Measurement::unpack(reruns[k]);
     }
   auto seeds_of = [&](int64_t j) {
     std::vector<const Measurement*> v;
